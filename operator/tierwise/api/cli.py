@@ -1,0 +1,49 @@
+"""``tierwise validate``: check custom resources offline, before they reach a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from tierwise.api.documents import expand_paths, load_documents
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate ModelDeployment and RoutingPolicy YAML offline",
+        description="Validate custom resources with the same models the operator uses. "
+        "Exit 0 when all are valid, 1 otherwise; one line per error.",
+    )
+    parser.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="file or directory (repeatable); directories skip their invalid/ folders",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = expand_paths(args.filename)
+    failed = checked = 0
+    for path in paths:
+        if not path.exists():
+            print(f"{path}: no such file or directory", file=sys.stderr)
+            failed += 1
+            continue
+        for doc in load_documents(path):
+            checked += 1
+            for issue in doc.issues:
+                failed += 1
+                print(f"{doc.source}: {doc.label}: {issue}", file=sys.stderr)
+    if not paths:
+        print("no YAML files found", file=sys.stderr)
+        return 1
+    if failed:
+        return 1
+    print(f"{checked} resource(s) valid")
+    return 0

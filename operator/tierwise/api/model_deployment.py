@@ -1,0 +1,433 @@
+"""The ModelDeployment custom resource: one model served by SGLang or vLLM on GPU nodes.
+
+Everything the operator, the autoscaler and ``tierwise render`` know about a deployment
+comes from these classes; ``crds/modeldeployments.tierwise.dev.yaml`` is generated from
+them, so the schema the API server enforces and the checks here can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tierwise.api.common import (
+    Condition,
+    DNSSubdomain,
+    Duration,
+    FieldError,
+    ObjectMeta,
+    Price,
+    Quantity,
+    SecretKeySelector,
+    SpecModel,
+    StatusModel,
+    cel,
+    parse_duration,
+    validations,
+)
+
+MODEL_URI_SCHEMES = ("hf", "pvc", "s3", "gs")
+MODEL_URI_PATTERN = r"^(hf|pvc|s3|gs)://[^\s]+$"
+ServedName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$", max_length=253)]
+_URI_FIX = "use hf://ORG/NAME, pvc://CLAIM/PATH, s3://BUCKET/PATH or gs://BUCKET/PATH"
+
+
+class EngineName(StrEnum):
+    SGLANG = "sglang"
+    VLLM = "vllm"
+
+
+class AutoscalingMode(StrEnum):
+    TIERWISE = "tierwise"
+    ADVISORY = "advisory"
+    EXTERNAL = "external"
+
+
+class MetricsSourceType(StrEnum):
+    SCRAPE = "scrape"
+    PROMETHEUS = "prometheus"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    LOADING = "Loading"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    SCALED_TO_ZERO = "ScaledToZero"
+    FAILED = "Failed"
+
+
+class ModelCache(SpecModel):
+    """Where downloaded weights are kept between restarts (``HF_HOME`` points into it)."""
+
+    claim_name: DNSSubdomain | None = None
+    """An existing PersistentVolumeClaim to cache weights on; unset uses an emptyDir."""
+    size_limit: Quantity | None = None
+    """Size limit of the emptyDir cache (ignored with claimName), e.g. 200Gi."""
+
+
+class ModelSource(SpecModel):
+    """Which model to serve and where its weights come from."""
+
+    uri: Annotated[str, Field(pattern=MODEL_URI_PATTERN, max_length=1024)]
+    """Model source: hf://ORG/NAME (Hugging Face), pvc://CLAIM/PATH, s3://BUCKET/PATH or
+    gs://BUCKET/PATH."""
+    revision: Annotated[str, Field(max_length=255)] | None = None
+    """Revision (branch, tag or commit) for hf:// sources."""
+    served_name: ServedName | None = None
+    """Model name clients send in requests; defaults to the ModelDeployment's name."""
+    token_secret_ref: SecretKeySelector | None = None
+    """Secret key holding a Hugging Face token for gated models. Passed by reference only."""
+    cache: ModelCache | None = None
+    """Model weight cache volume."""
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _known_scheme(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            scheme, sep, rest = value.partition("://")
+            if not sep:
+                raise ValueError(f"{value!r} has no scheme; {_URI_FIX}")
+            if scheme not in MODEL_URI_SCHEMES:
+                raise ValueError(f"scheme {scheme!r} is not supported; {_URI_FIX}")
+            if not rest or re.search(r"\s", rest):
+                raise ValueError(f"{value!r} has an empty or blank path; {_URI_FIX}")
+            if scheme == "pvc" and not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(/|$)", rest):
+                raise ValueError(f"{value!r}: the claim name must be a DNS label; {_URI_FIX}")
+        return value
+
+
+class EnvVar(SpecModel):
+    """An environment variable for the engine container."""
+
+    name: Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=253)]
+    """Variable name."""
+    value: str | None = None
+    """Literal value."""
+    secret_key_ref: SecretKeySelector | None = None
+    """Take the value from a Secret key instead of a literal."""
+
+    model_config = validations(
+        cel(
+            "!(has(self.value) && has(self.secretKeyRef))",
+            "set either value or secretKeyRef, not both",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.secret_key_ref is not None:
+            raise FieldError("secretKeyRef", "set either value or secretKeyRef, not both")
+        return self
+
+
+class EngineSpec(SpecModel):
+    """The inference engine and how it runs the model."""
+
+    name: EngineName
+    """Inference engine: sglang or vllm."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Container image; defaults to the engine's pinned upstream image."""
+    prefix_caching: bool = True
+    """Reuse the KV cache of shared prompt prefixes (SGLang RadixAttention, vLLM
+    --enable-prefix-caching). On by default: agentic and chat traffic share long prefixes."""
+    tensor_parallel_size: Annotated[int, Field(ge=1, le=64)] = 1
+    """GPUs one model replica is sharded across (SGLang --tp, vLLM --tensor-parallel-size)."""
+    context_length: Annotated[int, Field(ge=256, le=10_000_000)] | None = None
+    """Maximum context length in tokens (SGLang --context-length, vLLM --max-model-len)."""
+    quantization: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", max_length=32)] | None = None
+    """Quantization method passed to the engine (e.g. fp8, awq, gptq)."""
+    args: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=128)] = Field(
+        default_factory=list
+    )
+    """Extra engine arguments, appended after Tierwise's; a flag given here overrides the
+    same flag Tierwise would set."""
+    env: Annotated[list[EnvVar], Field(max_length=128)] = Field(default_factory=list)
+    """Extra environment variables for the engine container."""
+
+
+class ResourcesSpec(SpecModel):
+    """Hardware for each replica."""
+
+    gpus: Annotated[int, Field(ge=1, le=64)] | None = None
+    """GPUs per replica; a multiple of engine.tensorParallelSize. Defaults to it."""
+    gpu_resource_name: Annotated[
+        str, Field(pattern=r"^[a-z0-9.-]+/[a-z0-9._-]+$", max_length=253)
+    ] = "nvidia.com/gpu"
+    """Extended resource name that counts GPUs (nvidia.com/gpu, amd.com/gpu, ...)."""
+    gpu_product: Annotated[str, Field(max_length=63, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")] | (
+        None
+    ) = Field(None, alias="gpuProduct")
+    """GPU model to schedule on, matched against the node label nvidia.com/gpu.product
+    (e.g. NVIDIA-H100-80GB-HBM3)."""
+    cpu: Quantity | None = None
+    """CPU request and limit per replica (e.g. 8)."""
+    memory: Quantity | None = None
+    """Memory request and limit per replica (e.g. 64Gi)."""
+    shared_memory: Quantity = "16Gi"
+    """Size of the memory-backed /dev/shm; NCCL and tensor parallelism need it large."""
+
+
+class Toleration(SpecModel):
+    """A Kubernetes toleration (core/v1 Toleration)."""
+
+    key: Annotated[str, Field(max_length=316)] | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Annotated[str, Field(max_length=63)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class PlacementSpec(SpecModel):
+    """Where replicas may run, on top of the GPU product selection."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels every replica's node must carry."""
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
+    """Tolerations added to the nvidia.com/gpu NoSchedule toleration Tierwise always sets."""
+    affinity: dict[str, Any] | None = None
+    """A core/v1 Affinity, passed through unchanged."""
+    priority_class_name: Annotated[str, Field(max_length=253)] | None = None
+    """PriorityClass of the engine pods."""
+
+
+class ReplicasSpec(SpecModel):
+    """How many replicas may run; the autoscaler moves between min and max."""
+
+    min: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest replicas; 0 lets an idle model scale to zero and wake on demand."""
+    max: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Most replicas."""
+    target: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Replica count set through the scale subresource (kubectl scale, an HPA, KEDA) or by
+    hand. Used when autoscaling is disabled or in external mode; unset means min."""
+
+    model_config = validations(
+        cel("self.min <= self.max", "min must not exceed max; raise max or lower min", ".min"),
+        cel(
+            "!has(self.target) || (self.target >= self.min && self.target <= self.max)",
+            "target must lie between min and max",
+            ".target",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicasSpec:
+        if self.min > self.max:
+            raise FieldError(
+                "min", f"min ({self.min}) exceeds max ({self.max}); raise max or lower min"
+            )
+        if self.target is not None and not self.min <= self.target <= self.max:
+            raise FieldError(
+                "target",
+                f"target ({self.target}) must lie between min ({self.min}) and max ({self.max})",
+            )
+        return self
+
+
+class MetricsSource(SpecModel):
+    """Where the autoscaler reads engine and GPU signals."""
+
+    source: MetricsSourceType = MetricsSourceType.SCRAPE
+    """scrape: read each pod's /metrics directly (no Prometheus needed); prometheus: query
+    the Prometheus HTTP API at prometheusURL."""
+    prometheus_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1024)] | None = (
+        Field(None, alias="prometheusURL")
+    )
+    """Base URL of the Prometheus HTTP API (required with source prometheus)."""
+    stale_after: Duration = "60s"
+    """A signal older than this is reported stale and never read as zero."""
+
+    model_config = validations(
+        cel(
+            "self.source != 'prometheus' || has(self.prometheusURL)",
+            "source prometheus needs prometheusURL; set it or use source scrape",
+            ".prometheusURL",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _url_for_prometheus(self) -> MetricsSource:
+        if self.source is MetricsSourceType.PROMETHEUS and not self.prometheus_url:
+            raise FieldError(
+                "prometheusURL", "source prometheus needs prometheusURL; set it or use scrape"
+            )
+        return self
+
+
+class AutoscalingSpec(SpecModel):
+    """Scaling on the signals that matter for LLM serving: queue depth, KV-cache usage and
+    (as a guard) GPU utilisation."""
+
+    enabled: bool = True
+    """false leaves replicas at replicas.target (or min)."""
+    mode: AutoscalingMode = AutoscalingMode.TIERWISE
+    """tierwise: the operator scales; advisory: decisions are computed and reported only;
+    external: an HPA or KEDA owns replicas through the scale subresource."""
+    interval: Duration = "15s"
+    """How often signals are read and a decision is made."""
+    target_queue_depth: Annotated[float, Field(gt=0, le=10_000)] = 5.0
+    """Waiting requests per replica to aim for."""
+    target_kv_cache_usage: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.8, alias="targetKVCacheUsage"
+    )
+    """KV-cache usage (0-1) per replica to aim for."""
+    target_gpu_utilization: Annotated[int, Field(ge=1, le=100)] = Field(
+        70, alias="targetGPUUtilization"
+    )
+    """GPU utilisation percent (DCGM_FI_DEV_GPU_UTIL). A guard: no scale-down while replicas
+    are busier than this. It reads high with a single request in flight, so it drives
+    scale-up only with scaleUpOnGPUUtilization."""
+    scale_up_on_gpu_utilization: bool = Field(False, alias="scaleUpOnGPUUtilization")
+    """Also scale up when GPU utilisation exceeds targetGPUUtilization."""
+    tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Relative band around a target inside which nothing changes (prevents flapping)."""
+    scale_up_window: Duration = "0s"
+    """Stabilisation window for scale-up: the lowest proposal in it is applied."""
+    scale_down_window: Duration = "5m"
+    """Stabilisation window for scale-down: the highest proposal in it is applied."""
+    max_scale_up_step: Annotated[int, Field(ge=1, le=1000)] = 4
+    """Most replicas added by one decision."""
+    max_scale_down_step: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Most replicas removed by one decision."""
+    scale_to_zero_after: Duration = "15m"
+    """With replicas.min 0: scale to zero after this long without traffic."""
+    metrics: MetricsSource = Field(default_factory=MetricsSource, json_schema_extra={"default": {}})
+    """Where signals come from."""
+
+
+class MonitoringSpec(SpecModel):
+    """How Prometheus finds the engine pods."""
+
+    scrape_annotations: bool = True
+    """Add prometheus.io/scrape, port and path annotations to the pods."""
+    pod_monitor: bool = False
+    """Also create a PodMonitor (needs the Prometheus Operator's CRDs)."""
+
+
+class ModelDeploymentSpec(SpecModel):
+    """Desired state of a ModelDeployment."""
+
+    model: ModelSource
+    """The model and where its weights come from."""
+    engine: EngineSpec
+    """Inference engine and its options."""
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, json_schema_extra={"default": {}}
+    )
+    """GPUs, CPU and memory per replica."""
+    placement: PlacementSpec = Field(
+        default_factory=PlacementSpec, json_schema_extra={"default": {}}
+    )
+    """Node selection, tolerations, affinity, priority."""
+    replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, json_schema_extra={"default": {}})
+    """Replica bounds."""
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, json_schema_extra={"default": {}}
+    )
+    """Autoscaling on queue depth, KV-cache usage and GPU utilisation."""
+    cost: Price | None = None
+    """What this model costs, for the router's cost accounting."""
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, json_schema_extra={"default": {}}
+    )
+    """Prometheus discovery of the engine pods."""
+
+    model_config = validations(
+        cel(
+            "!has(self.resources.gpus) || !has(self.engine.tensorParallelSize) || "
+            "self.resources.gpus % self.engine.tensorParallelSize == 0",
+            "resources.gpus must be a multiple of engine.tensorParallelSize; "
+            "set gpus to tensorParallelSize times the data-parallel degree",
+            ".resources.gpus",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _gpus_fit_tensor_parallelism(self) -> ModelDeploymentSpec:
+        tp = self.engine.tensor_parallel_size
+        gpus = self.resources.gpus
+        if gpus is not None and gpus % tp:
+            raise FieldError(
+                "resources.gpus",
+                f"{gpus} GPUs per replica is not a multiple of engine.tensorParallelSize ({tp}); "
+                f"set gpus to {tp}, {2 * tp}, ... or lower tensorParallelSize",
+            )
+        if self.autoscaling.metrics.stale_after and (
+            parse_duration(self.autoscaling.metrics.stale_after)
+            < parse_duration(self.autoscaling.interval)
+        ):
+            raise FieldError(
+                "autoscaling.metrics.staleAfter",
+                "staleAfter is shorter than autoscaling.interval, so every signal would read "
+                "stale; make it at least the interval",
+            )
+        return self
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.resources.gpus or self.engine.tensor_parallel_size
+
+
+class ReplicaSignals(StatusModel):
+    """The last signals the autoscaler read, summed or averaged over ready replicas."""
+
+    queue_depth: float | None = None
+    """Waiting requests per replica."""
+    running_requests: float | None = None
+    """Running requests per replica."""
+    kv_cache_usage: float | None = Field(None, alias="kvCacheUsage")
+    """KV-cache usage (0-1), mean over replicas."""
+    gpu_utilization: float | None = Field(None, alias="gpuUtilization")
+    """GPU utilisation percent, mean over replicas."""
+    missing: list[str] = Field(default_factory=list)
+    """Signals that could not be read (or were stale) at the last decision."""
+    observed_at: datetime | None = None
+    """When the signals were read."""
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    phase: Phase = Phase.PENDING
+    """Pending, Loading, Ready, Degraded, ScaledToZero or Failed."""
+    replicas: int = 0
+    """Engine pods that exist."""
+    ready_replicas: int = 0
+    """Engine pods ready to serve."""
+    desired_replicas: int | None = None
+    """Replicas the operator or autoscaler wants."""
+    selector: str | None = None
+    """Label selector of the engine pods (for the scale subresource)."""
+    endpoint: str | None = None
+    """In-cluster base URL of the OpenAI-compatible API."""
+    served_model_name: str | None = None
+    """Model name clients send."""
+    last_signals: ReplicaSignals | None = None
+    """Signals read at the last autoscaling decision."""
+    last_scale_time: datetime | None = None
+    """When replicas last changed."""
+    last_scale_reason: str | None = None
+    """Why replicas last changed (signal, value, limit)."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing, Degraded."""
+
+
+class ModelDeployment(SpecModel):
+    """A model served by SGLang or vLLM on GPU nodes, autoscaled on queue depth."""
+
+    api_version: Literal["tierwise.dev/v1alpha1"] = "tierwise.dev/v1alpha1"
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None
+
+    @property
+    def served_model_name(self) -> str:
+        return self.spec.model.served_name or self.metadata.name

@@ -1,0 +1,476 @@
+"""The RoutingPolicy custom resource: which model tier serves each request.
+
+Tiers are ordered cheapest first; rules pick a tier per request; balancing picks a replica
+inside it; fallback says what happens when a tier fails or is overloaded. The operator
+turns a RoutingPolicy plus the endpoints it observes into the router's routing table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tierwise.api.common import (
+    Condition,
+    DNSLabel,
+    DNSSubdomain,
+    Duration,
+    FieldError,
+    ObjectMeta,
+    Price,
+    Quantity,
+    SecretKeySelector,
+    SpecModel,
+    StatusModel,
+    cel,
+    validations,
+)
+
+ShortText = Annotated[str, Field(min_length=1, max_length=253)]
+ModelAlias = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$", max_length=253)]
+
+
+class FallbackAction(StrEnum):
+    ESCALATE = "escalate"
+    REJECT = "reject"
+
+
+class BalancingPolicy(StrEnum):
+    PREFIX_AWARE = "prefix-aware"
+    LEAST_LOAD = "least-load"
+    ROUND_ROBIN = "round-robin"
+
+
+class RouterMode(StrEnum):
+    GATEWAY = "gateway"
+    SIDECAR = "sidecar"
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class ExternalBackend(SpecModel):
+    """An OpenAI-compatible API outside the cluster (a frontier model provider)."""
+
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1024)] = Field(
+        alias="baseURL"
+    )
+    """Base URL of the API, up to and including /v1 (e.g. https://api.openai.com/v1)."""
+    model: ModelAlias
+    """Model name to send to the API."""
+    api_key_secret_ref: SecretKeySelector
+    """Secret key holding the API key; mounted as a file into the router, never inlined."""
+    timeout: Duration = "120s"
+    """Time allowed for a whole response."""
+
+
+class Backend(SpecModel):
+    """One place a tier's requests can go: a ModelDeployment, or an external API."""
+
+    model_deployment: DNSSubdomain | None = None
+    """Name of a ModelDeployment in the same namespace."""
+    external: ExternalBackend | None = None
+    """An external OpenAI-compatible API."""
+    weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Relative share of the tier's traffic when it has several backends."""
+
+    model_config = validations(
+        cel(
+            "has(self.modelDeployment) != has(self.external)",
+            "set exactly one of modelDeployment or external",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Backend:
+        if (self.model_deployment is None) == (self.external is None):
+            raise FieldError(
+                "modelDeployment",
+                "set exactly one of modelDeployment (a ModelDeployment name) or external "
+                "(baseURL, model, apiKeySecretRef)",
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable name of the backend, as the x-tierwise-backend header shows it."""
+        if self.model_deployment is not None:
+            return self.model_deployment
+        assert self.external is not None
+        return f"external:{self.external.model}"
+
+
+class Tier(SpecModel):
+    """A group of interchangeable backends at one price point."""
+
+    name: DNSLabel
+    """Tier name, used by rules, defaultTier, headers and metrics."""
+    description: Annotated[str, Field(max_length=1024)] | None = None
+    """What this tier is for."""
+    backends: Annotated[list[Backend], Field(min_length=1, max_length=32)]
+    """Where the tier's requests go; at least one."""
+    price: Price | None = None
+    """Price of this tier; defaults to each ModelDeployment's spec.cost."""
+    max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
+    """Longest prompt (tokens) this tier accepts; longer prompts escalate to the next tier."""
+
+
+class HeaderMatch(SpecModel):
+    """A request header condition: present, equal to value, or matching regex."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)]
+    """Header name (case-insensitive)."""
+    value: Annotated[str, Field(max_length=1024)] | None = None
+    """Exact value; unset with no regex means the header only has to be present."""
+    regex: Annotated[str, Field(max_length=1024)] | None = None
+    """Regular expression (RE2 subset) the value must match."""
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _check_regex(value)
+
+
+class RuleMatch(SpecModel):
+    """Conditions of a rule; all that are set must hold."""
+
+    models: Annotated[list[ModelAlias], Field(max_length=32)] = Field(default_factory=list)
+    """Requested model names (the request's model field) this rule applies to."""
+    headers: Annotated[list[HeaderMatch], Field(max_length=16)] = Field(default_factory=list)
+    """Header conditions."""
+    min_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    """Prompt at least this many tokens long."""
+    max_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    """Prompt at most this many tokens long."""
+    keywords: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=256)
+    ] = Field(default_factory=list)
+    """Any of these words or phrases in the prompt (case-insensitive)."""
+    regex: Annotated[str, Field(max_length=1024)] | None = None
+    """Regular expression (RE2 subset) that must match somewhere in the prompt."""
+    category: DNSLabel | None = None
+    """A category from spec.classifier the prompt must be classified as."""
+
+    model_config = validations(
+        cel(
+            "(has(self.models) && size(self.models) > 0) || "
+            "(has(self.headers) && size(self.headers) > 0) || "
+            "has(self.minPromptTokens) || has(self.maxPromptTokens) || "
+            "(has(self.keywords) && size(self.keywords) > 0) || "
+            "has(self.regex) || has(self.category)",
+            "a rule needs at least one condition; for a catch-all use spec.defaultTier",
+        ),
+        cel(
+            "!has(self.minPromptTokens) || !has(self.maxPromptTokens) || "
+            "self.minPromptTokens <= self.maxPromptTokens",
+            "minPromptTokens must not exceed maxPromptTokens",
+            ".minPromptTokens",
+        ),
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _check_regex(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleMatch:
+        if not (
+            self.models
+            or self.headers
+            or self.keywords
+            or self.regex
+            or self.category
+            or self.min_prompt_tokens is not None
+            or self.max_prompt_tokens is not None
+        ):
+            raise FieldError(
+                "", "a rule needs at least one condition; for a catch-all use spec.defaultTier"
+            )
+        if (
+            self.min_prompt_tokens is not None
+            and self.max_prompt_tokens is not None
+            and self.min_prompt_tokens > self.max_prompt_tokens
+        ):
+            raise FieldError(
+                "minPromptTokens",
+                f"minPromptTokens ({self.min_prompt_tokens}) exceeds maxPromptTokens "
+                f"({self.max_prompt_tokens}); swap or correct them",
+            )
+        return self
+
+
+class Rule(SpecModel):
+    """Send matching requests to a tier. Rules are tried in order; the first match wins."""
+
+    name: DNSLabel
+    """Rule name, shown in the x-tierwise-rule header and metrics."""
+    tier: DNSLabel
+    """Tier that serves matching requests."""
+    match: RuleMatch
+    """Conditions; all that are set must hold."""
+    shadow: bool = False
+    """Evaluate and count (tier it would pick, cost it would cause) without enforcing it."""
+
+
+class ClassifierCategory(SpecModel):
+    """A category the classifier recognises, described by example prompts."""
+
+    name: DNSLabel
+    """Category name, used by rules' match.category."""
+    examples: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=8192)]],
+        Field(min_length=1, max_length=256),
+    ]
+    """Example prompts of this category."""
+
+
+class ClassifierSpec(SpecModel):
+    """Classify prompts by embedding similarity to example prompts, with a small embedding
+    model run locally by the router (never fetched at run time)."""
+
+    model: Annotated[str, Field(min_length=1, max_length=253)] = "all-MiniLM-L6-v2"
+    """Embedding model; must be available offline in the router image."""
+    categories: Annotated[list[ClassifierCategory], Field(min_length=1, max_length=32)]
+    """Categories and their examples."""
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Least cosine similarity for a prompt to count as a category."""
+
+
+class FallbackSpec(SpecModel):
+    """What happens when a tier fails or is overloaded."""
+
+    on_error: FallbackAction = FallbackAction.ESCALATE
+    """After retrying the tier's other replicas: escalate to the next tier, or reject."""
+    on_overload: FallbackAction = FallbackAction.ESCALATE
+    """When every replica's queue exceeds overloadQueueDepth: escalate, or answer 429."""
+    overload_queue_depth: Annotated[int, Field(ge=1, le=100_000)] = 20
+    """Waiting requests per replica above which a tier counts as overloaded."""
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Upstream attempts per request (replicas and tiers together), before the first byte."""
+    retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+    """Retry-After sent with 429 and 503 answers."""
+
+
+class BalancingSpec(SpecModel):
+    """How a replica is chosen inside a tier."""
+
+    policy: BalancingPolicy = BalancingPolicy.PREFIX_AWARE
+    """prefix-aware (the replica most likely to hold the prompt's prefix in cache, unless it
+    is saturated), least-load, or round-robin."""
+    session_header: Annotated[str, Field(max_length=256)] = "x-session-id"
+    """Header whose value keeps a session on one replica (the request's user field is used
+    when the header is absent)."""
+    saturation_queue_depth: Annotated[int, Field(ge=1, le=100_000)] = 5
+    """Waiting requests at which a replica is saturated and prefix affinity yields to load."""
+    saturation_kv_cache_usage: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.8, alias="saturationKVCacheUsage"
+    )
+    """KV-cache usage (0-1) at which a replica is saturated."""
+    min_prefix_match_tokens: Annotated[int, Field(ge=0, le=1_000_000)] = 32
+    """A cached prefix shorter than this is not worth affinity; least-load decides."""
+
+
+class ClientAuth(SpecModel):
+    """Who may call the router."""
+
+    api_keys_secret_ref: SecretKeySelector
+    """Secret key listing accepted client API keys, one per line (Authorization: Bearer)."""
+
+
+class RouterResources(SpecModel):
+    """Requests and limits of each router pod."""
+
+    cpu: Quantity = "1"
+    """CPU request and limit."""
+    memory: Quantity = "512Mi"
+    """Memory request and limit."""
+
+
+class RouterService(SpecModel):
+    """The Service in front of a gateway router."""
+
+    type: ServiceType = ServiceType.CLUSTER_IP
+    """ClusterIP, NodePort or LoadBalancer."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    """Service port."""
+
+
+class RouterSpec(SpecModel):
+    """How the router runs."""
+
+    mode: RouterMode = RouterMode.GATEWAY
+    """gateway: a Deployment and Service; sidecar: injected into pods labelled
+    tierwise.dev/routing-policy=NAME."""
+    replicas: Annotated[int, Field(ge=1, le=100)] = 2
+    """Router pods (gateway mode)."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Router image; defaults to the operator's own."""
+    resources: RouterResources = Field(
+        default_factory=RouterResources, json_schema_extra={"default": {}}
+    )
+    """Resources of each router pod."""
+    service: RouterService = Field(default_factory=RouterService, json_schema_extra={"default": {}})
+    """Service of a gateway router."""
+    auth: ClientAuth | None = None
+    """Client authentication; unset accepts every caller that can reach the Service."""
+
+
+class RoutingPolicySpec(SpecModel):
+    """Desired routing: tiers cheapest first, rules, fallback, balancing and the router."""
+
+    models: Annotated[list[ModelAlias], Field(min_length=1, max_length=32)] = Field(
+        default_factory=lambda: ["auto"]
+    )
+    """Model names clients may send; /v1/models lists them. A tier's name is accepted too
+    and pins the request to that tier."""
+    tiers: Annotated[list[Tier], Field(min_length=1, max_length=16)]
+    """Tiers, ordered cheapest first; escalation moves down this list."""
+    rules: Annotated[list[Rule], Field(max_length=128)] = Field(default_factory=list)
+    """Rules, tried in order; the first that matches picks the tier."""
+    default_tier: DNSLabel | None = None
+    """Tier for requests no rule matches; defaults to the first (cheapest) tier."""
+    classifier: ClassifierSpec | None = None
+    """Optional prompt classifier feeding rules' match.category."""
+    fallback: FallbackSpec = Field(default_factory=FallbackSpec, json_schema_extra={"default": {}})
+    """Failure and overload handling."""
+    balancing: BalancingSpec = Field(
+        default_factory=BalancingSpec, json_schema_extra={"default": {}}
+    )
+    """Replica selection inside a tier."""
+    router: RouterSpec = Field(default_factory=RouterSpec, json_schema_extra={"default": {}})
+    """Router deployment."""
+
+    model_config = validations(
+        cel(
+            "!has(self.rules) || self.rules.all(r, self.tiers.exists(t, t.name == r.tier))",
+            "every rule's tier must name a tier in spec.tiers",
+            ".rules",
+        ),
+        cel(
+            "!has(self.defaultTier) || self.tiers.exists(t, t.name == self.defaultTier)",
+            "defaultTier must name a tier in spec.tiers",
+            ".defaultTier",
+        ),
+        cel(
+            "!has(self.rules) || self.rules.all(r, !has(r.match.category) || "
+            "(has(self.classifier) && "
+            "self.classifier.categories.exists(c, c.name == r.match.category)))",
+            "a rule's match.category must name a category of spec.classifier",
+            ".rules",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> RoutingPolicySpec:
+        _unique("tiers", [t.name for t in self.tiers])
+        _unique("rules", [r.name for r in self.rules])
+        tier_names = [t.name for t in self.tiers]
+        for i, rule in enumerate(self.rules):
+            if rule.tier not in tier_names:
+                raise FieldError(
+                    f"rules[{i}].tier",
+                    f"tier {rule.tier!r} is not defined; use one of {', '.join(tier_names)}",
+                )
+            self._check_category(i, rule)
+        if self.default_tier is not None and self.default_tier not in tier_names:
+            raise FieldError(
+                "defaultTier",
+                f"tier {self.default_tier!r} is not defined; use one of {', '.join(tier_names)}",
+            )
+        if self.classifier is not None:
+            _unique("classifier.categories", [c.name for c in self.classifier.categories])
+        return self
+
+    def _check_category(self, index: int, rule: Rule) -> None:
+        category = rule.match.category
+        if category is None:
+            return
+        path = f"rules[{index}].match.category"
+        if self.classifier is None:
+            raise FieldError(path, f"category {category!r} needs spec.classifier; define it")
+        names = [c.name for c in self.classifier.categories]
+        if category not in names:
+            raise FieldError(
+                path, f"category {category!r} is not in spec.classifier; use one of {names}"
+            )
+
+    @property
+    def effective_default_tier(self) -> str:
+        return self.default_tier or self.tiers[0].name
+
+
+def _unique(path: str, names: list[str]) -> None:
+    for name, count in Counter(names).items():
+        if count > 1:
+            index = names.index(name, names.index(name) + 1)
+            raise FieldError(
+                f"{path}[{index}].name",
+                f"name {name!r} is used {count} times; names must be unique",
+            )
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}; fix or escape it") from exc
+    return value
+
+
+class BackendStatus(StatusModel):
+    """Observed state of one backend."""
+
+    name: str
+    """ModelDeployment name, or external:MODEL."""
+    ready: bool = False
+    """Whether it can take traffic now."""
+    endpoints: int = 0
+    """Ready replicas (1 for an external API that is configured)."""
+    message: str = ""
+    """Why it is not ready."""
+
+
+class TierStatus(StatusModel):
+    """Observed state of one tier."""
+
+    name: str
+    ready_backends: int = 0
+    backends: list[BackendStatus] = Field(default_factory=list)
+
+
+class RoutingPolicyStatus(StatusModel):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    tiers: list[TierStatus] = Field(default_factory=list)
+    """Resolved tiers with their ready backends."""
+    router_ready: bool = False
+    """Whether the router serves with the current table."""
+    router_ready_replicas: int = 0
+    """Router pods ready."""
+    table_version: str | None = None
+    """Version of the routing table last written."""
+    endpoint: str | None = None
+    """In-cluster base URL of the router's OpenAI-compatible API."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing, Degraded."""
+
+
+class RoutingPolicy(SpecModel):
+    """Route each OpenAI-compatible request to the cheapest model tier able to serve it."""
+
+    api_version: Literal["tierwise.dev/v1alpha1"] = "tierwise.dev/v1alpha1"
+    kind: Literal["RoutingPolicy"] = "RoutingPolicy"
+    metadata: ObjectMeta
+    spec: RoutingPolicySpec
+    status: RoutingPolicyStatus | None = None
