@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tierwise.api.common import (
+    CONDITIONS_LIST_MAP,
     Condition,
     DNSSubdomain,
     Duration,
@@ -106,7 +107,7 @@ class EnvVar(SpecModel):
 
     name: Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=253)]
     """Variable name."""
-    value: str | None = None
+    value: Annotated[str, Field(max_length=32768)] | None = None
     """Literal value."""
     secret_key_ref: SecretKeySelector | None = None
     """Take the value from a Secret key instead of a literal."""
@@ -185,7 +186,9 @@ class Toleration(SpecModel):
 class PlacementSpec(SpecModel):
     """Where replicas may run, on top of the GPU product selection."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64)
+    ] = Field(default_factory=dict)
     """Node labels every replica's node must carry."""
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     """Tolerations added to the nvidia.com/gpu NoSchedule toleration Tierwise always sets."""
@@ -344,7 +347,14 @@ class ModelDeploymentSpec(SpecModel):
             "resources.gpus must be a multiple of engine.tensorParallelSize; "
             "set gpus to tensorParallelSize times the data-parallel degree",
             ".resources.gpus",
-        )
+        ),
+        cel(
+            "!has(self.autoscaling.metrics.staleAfter) || !has(self.autoscaling.interval) || "
+            "duration(self.autoscaling.metrics.staleAfter) >= duration(self.autoscaling.interval)",
+            "autoscaling.metrics.staleAfter must be at least autoscaling.interval, or every "
+            "signal reads stale; raise staleAfter or shorten interval",
+            ".autoscaling.metrics.staleAfter",
+        ),
     )
 
     @model_validator(mode="after")
@@ -415,7 +425,7 @@ class ModelDeploymentStatus(StatusModel):
     """When replicas last changed."""
     last_scale_reason: str | None = None
     """Why replicas last changed (signal, value, limit)."""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
     """Ready, Progressing, Degraded."""
 
 

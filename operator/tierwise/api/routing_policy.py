@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tierwise.api.common import (
+    CONDITIONS_LIST_MAP,
+    LIST_MAP,
     Condition,
     DNSLabel,
     DNSSubdomain,
@@ -238,7 +240,9 @@ class ClassifierSpec(SpecModel):
 
     model: Annotated[str, Field(min_length=1, max_length=253)] = "all-MiniLM-L6-v2"
     """Embedding model; must be available offline in the router image."""
-    categories: Annotated[list[ClassifierCategory], Field(min_length=1, max_length=32)]
+    categories: Annotated[
+        list[ClassifierCategory], Field(min_length=1, max_length=32, json_schema_extra=LIST_MAP)
+    ]
     """Categories and their examples."""
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     """Least cosine similarity for a prompt to count as a category."""
@@ -327,13 +331,15 @@ class RoutingPolicySpec(SpecModel):
     """Desired routing: tiers cheapest first, rules, fallback, balancing and the router."""
 
     models: Annotated[list[ModelAlias], Field(min_length=1, max_length=32)] = Field(
-        default_factory=lambda: ["auto"]
+        default_factory=lambda: ["auto"], json_schema_extra={"default": ["auto"]}
     )
     """Model names clients may send; /v1/models lists them. A tier's name is accepted too
     and pins the request to that tier."""
-    tiers: Annotated[list[Tier], Field(min_length=1, max_length=16)]
+    tiers: Annotated[list[Tier], Field(min_length=1, max_length=16, json_schema_extra=LIST_MAP)]
     """Tiers, ordered cheapest first; escalation moves down this list."""
-    rules: Annotated[list[Rule], Field(max_length=128)] = Field(default_factory=list)
+    rules: Annotated[list[Rule], Field(max_length=128, json_schema_extra=LIST_MAP)] = Field(
+        default_factory=list
+    )
     """Rules, tried in order; the first that matches picks the tier."""
     default_tier: DNSLabel | None = None
     """Tier for requests no rule matches; defaults to the first (cheapest) tier."""
@@ -462,7 +468,7 @@ class RoutingPolicyStatus(StatusModel):
     """Version of the routing table last written."""
     endpoint: str | None = None
     """In-cluster base URL of the router's OpenAI-compatible API."""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
     """Ready, Progressing, Degraded."""
 
 
