@@ -29,21 +29,25 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths = expand_paths(args.filename)
-    failed = checked = 0
+    failed = checked = skipped = 0
     for path in paths:
         if not path.exists():
-            print(f"{path}: no such file or directory", file=sys.stderr)
+            print(f"{path}: no such file or directory; check the path", file=sys.stderr)
             failed += 1
             continue
         for doc in load_documents(path):
+            if doc.skipped:
+                skipped += 1
+                continue
             checked += 1
             for issue in doc.issues:
                 failed += 1
                 print(f"{doc.source}: {doc.label}: {issue}", file=sys.stderr)
     if not paths:
-        print("no YAML files found", file=sys.stderr)
+        print("no YAML files found; name a .yaml file or a folder holding some", file=sys.stderr)
         return 1
     if failed:
         return 1
-    print(f"{checked} resource(s) valid")
+    note = f", {skipped} non-Tierwise object(s) skipped" if skipped else ""
+    print(f"{checked} resource(s) valid{note}")
     return 0

@@ -7,6 +7,7 @@ or reported, malformed YAML reported with its position, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tierwise.api.common import API_VERSION
+from tierwise.api.common import API_VERSION, GROUP
 from tierwise.api.errors import SpecIssue, issues_from
 from tierwise.api.model_deployment import ModelDeployment
 from tierwise.api.routing_policy import RoutingPolicy
@@ -38,10 +39,14 @@ class Document:
     name: str = "?"
     resource: BaseModel | None = None
     issues: list[SpecIssue] = field(default_factory=list)
+    skipped: bool = False
+    """True for a plain Kubernetes object (a Secret beside a RoutingPolicy): not ours to check."""
 
     @property
     def label(self) -> str:
-        return f"{self.kind or 'document'}/{self.name}"
+        if self.kind is None:
+            return f"document {self.index + 1}"
+        return f"{self.kind}/{self.name}"
 
     @property
     def ok(self) -> bool:
@@ -92,12 +97,24 @@ def validate_document(raw: Any, *, source: str = "<input>", index: int = 0) -> D
     doc.kind = str(raw.get("kind") or "") or None
     metadata = raw.get("metadata")
     doc.name = str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
-    model = KINDS.get(doc.kind or "")
-    if model is None:
-        known = " or ".join(KINDS)
-        doc.issues.append(SpecIssue("kind", f"unknown kind {doc.kind!r}; expected {known}"))
+    api_version = raw.get("apiVersion")
+    if doc.kind is None or not isinstance(api_version, str) or not api_version:
+        doc.issues.append(
+            SpecIssue(
+                "",
+                "a document needs apiVersion and kind; add them (e.g. "
+                f"apiVersion: {API_VERSION}, kind: ModelDeployment)",
+            )
+        )
         return doc
-    if raw.get("apiVersion") != API_VERSION:
+    model = KINDS.get(doc.kind)
+    if model is None:
+        if api_version.partition("/")[0] != GROUP:
+            doc.skipped = True  # a Kubernetes kind in an example folder, not a Tierwise one
+        else:
+            doc.issues.append(SpecIssue("kind", _unknown_kind(doc.kind)))
+        return doc
+    if api_version != API_VERSION:
         doc.issues.append(
             SpecIssue("apiVersion", f"{raw.get('apiVersion')!r} is not served; use {API_VERSION}")
         )
@@ -114,3 +131,9 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     return f"malformed YAML{where}: {problem}; fix the indentation or quoting there"
+
+
+def _unknown_kind(kind: str) -> str:
+    close = difflib.get_close_matches(kind, list(KINDS), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"use {' or '.join(KINDS)}"
+    return f"unknown kind {kind!r} in group {GROUP}; {hint}"

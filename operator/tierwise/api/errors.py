@@ -73,18 +73,50 @@ def _message(raw: Mapping[str, Any], loc: list[str | int], model: type[BaseModel
         return f"{given!r} {hint}" if hint else f"{given!r} must match {ctx.get('pattern')}"
     if kind == "enum" or kind == "literal_error":
         return f"{given!r} is not allowed; use {ctx.get('expected')}"
-    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        return f"{given!r} is out of range: {str(raw['msg']).lower()}"
+    if kind in _BOUNDS:
+        word, op, key = _BOUNDS[kind]
+        limit = ctx.get(key)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"{given!r} is too {word}; use a value {op} {limit}"
     if kind == "value_error":
         return str(ctx.get("error", raw["msg"]))
     if kind in {"too_short", "too_long"}:
-        return str(raw["msg"]).replace("List", "list").replace("Value", "value")
+        return _length(kind, ctx)
+    if kind in {"string_too_short", "string_too_long"}:
+        limit = ctx.get("min_length", ctx.get("max_length"))
+        word = "short" if kind == "string_too_short" else "long"
+        least = "at least" if word == "short" else "at most"
+        return f"is too {word}; use {least} {limit} character(s)"
     return f"{raw['msg']} (got {given!r})" if given is not None else str(raw["msg"])
+
+
+_BOUNDS = {
+    "greater_than_equal": ("small", ">=", "ge"),
+    "greater_than": ("small", ">", "gt"),
+    "less_than_equal": ("large", "<=", "le"),
+    "less_than": ("large", "<", "lt"),
+}
+
+
+def _length(kind: str, ctx: Mapping[str, Any]) -> str:
+    actual = ctx.get("actual_length")
+    if kind == "too_short":
+        least = ctx.get("min_length")
+        if not actual:
+            return f"is empty; add at least {least} item(s)"
+        return f"has {actual} item(s); add at least {least}"
+    return f"has {actual} item(s); remove some to keep at most {ctx.get('max_length')}"
 
 
 def _unknown_field(loc: list[str | int], model: type[BaseModel]) -> str:
     name = str(loc[-1])
     known = _field_names_at(model, loc[:-1])
+    if f"{name}SecretRef" in known:
+        return (
+            f"unknown field {name!r}: secrets are never written inline; put the value in a "
+            f"Secret and reference it with {name}SecretRef (name, key)"
+        )
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         return f"unknown field {name!r}; did you mean {close[0]!r}?"

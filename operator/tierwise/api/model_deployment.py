@@ -213,7 +213,7 @@ class ReplicasSpec(SpecModel):
         cel("self.min <= self.max", "min must not exceed max; raise max or lower min", ".min"),
         cel(
             "!has(self.target) || (self.target >= self.min && self.target <= self.max)",
-            "target must lie between min and max",
+            "target must lie between min and max; change target or widen min/max",
             ".target",
         ),
     )
@@ -227,7 +227,8 @@ class ReplicasSpec(SpecModel):
         if self.target is not None and not self.min <= self.target <= self.max:
             raise FieldError(
                 "target",
-                f"target ({self.target}) must lie between min ({self.min}) and max ({self.max})",
+                f"target ({self.target}) must lie between min ({self.min}) and max ({self.max}); "
+                "change target or widen min/max",
             )
         return self
 

@@ -401,7 +401,11 @@ class RoutingPolicySpec(SpecModel):
             return
         path = f"rules[{index}].match.category"
         if self.classifier is None:
-            raise FieldError(path, f"category {category!r} needs spec.classifier; define it")
+            raise FieldError(
+                path,
+                f"category {category!r} needs spec.classifier; define a classifier with that "
+                "category or drop the condition",
+            )
         names = [c.name for c in self.classifier.categories]
         if category not in names:
             raise FieldError(
