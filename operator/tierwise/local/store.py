@@ -1,0 +1,304 @@
+"""The API server's object semantics over kmock's in-memory object array.
+
+kmock stores objects as bare dicts and updates them by dict merge. A real API
+server assigns ``uid``, a cluster-wide monotonic ``resourceVersion``,
+``generation`` (bumped on spec changes only) and ``creationTimestamp``; honours
+``generateName``, optimistic concurrency, status subresources, finalizers and
+owner references. :class:`ObjectStore` does all of that while keeping the objects
+in kmock's ``ObjectsArray`` (so ``emulator.objects[...]`` assertions still work),
+and records every change in an :class:`~tierwise.local.watches.EventLog`.
+
+All methods are synchronous and run on the emulator's event loop: a change and
+its watch event happen atomically, which is what makes watches race-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import secrets
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import kmock
+
+from tierwise.local import errors, patching
+from tierwise.local.resources import NAMESPACE_RESOURCE, ResourceSpec
+from tierwise.local.watches import EventLog
+
+Obj = dict[str, Any]
+Key = tuple[kmock.resource, str | None, str]
+Predicate = Callable[[Mapping[str, Any]], bool]
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything that bumps ``generation`` when changed: all but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    return dict(obj, metadata=meta)
+
+
+class ObjectStore:
+    """Create, read, update, patch and delete with API-server semantics."""
+
+    def __init__(self, objects: kmock.ObjectsArray, log: EventLog) -> None:
+        self.objects = objects
+        self.log = log
+        self.specs: dict[tuple[str, str, str], ResourceSpec] = {}
+        self._uids: dict[str, Key] = {}
+
+    # -- resources ---------------------------------------------------------------------------
+    def spec_for(self, resource: kmock.resource) -> ResourceSpec:
+        key = (resource.group or "", resource.version or "", resource.plural or "")
+        if key not in self.specs:
+            raise errors.resource_not_found()
+        return self.specs[key]
+
+    def register(self, spec: ResourceSpec) -> None:
+        self.specs[(spec.group, spec.version, spec.plural)] = spec
+
+    def unregister(self, spec: ResourceSpec) -> None:
+        for key, _ in list(self.iter_objects(spec.resource)):
+            self._remove(spec, key)
+        self.specs.pop((spec.group, spec.version, spec.plural), None)
+
+    # -- reading -----------------------------------------------------------------------------
+    def iter_objects(self, resource: kmock.resource,
+                     namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
+        for (res, ns, name), obj in list(self.objects.items()):
+            if res == resource and not obj.deleted and (namespace is None or ns == namespace):
+                yield (res, ns, name), obj.raw
+
+    def _key(self, spec: ResourceSpec, namespace: str | None, name: str) -> Key:
+        return (spec.resource, namespace if spec.namespaced else None, name)
+
+    def _current(self, spec: ResourceSpec, key: Key) -> Obj | None:
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return self.objects[key].raw
+
+    def get(self, resource: kmock.resource, namespace: str | None, name: str) -> Obj:
+        spec = self.spec_for(resource)
+        current = self._current(spec, self._key(spec, namespace, name))
+        if current is None:
+            raise errors.not_found(spec.plural, name)
+        return copy.deepcopy(current)
+
+    def list(self, resource: kmock.resource, namespace: str | None,
+             predicate: Predicate) -> tuple[list[Obj], int]:
+        spec = self.spec_for(resource)
+        items = [copy.deepcopy(obj) for _, obj in self.iter_objects(spec.resource, namespace)
+                 if predicate(obj)]
+        return items, self.log.resource_version
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self, resource: kmock.resource, namespace: str | None, body: Mapping[str, Any],
+               *, dry_run: bool = False) -> Obj:
+        spec = self.spec_for(resource)
+        obj = copy.deepcopy(dict(body))
+        meta = obj.setdefault("metadata", {})
+        namespace = self._creation_namespace(spec, namespace, meta)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        if not meta.get("name"):
+            raise errors.invalid(spec.kind, None, "metadata.name: Required value: name or "
+                                 "generateName is required")
+        key = self._key(spec, namespace, meta["name"])
+        if self._current(spec, key) is not None:
+            raise errors.already_exists(spec.plural, meta["name"])
+        self._fill_new(spec, obj, namespace)
+        if dry_run:
+            return obj
+        obj["metadata"]["resourceVersion"] = str(self.log.next_version())
+        if key in self.objects:
+            self.objects[key].create(obj)
+        else:
+            self.objects[key] = obj
+        self._uids[obj["metadata"]["uid"]] = key
+        self.log.append(spec.resource, "ADDED", self.objects[key].raw, None)
+        return copy.deepcopy(obj)
+
+    def _creation_namespace(self, spec: ResourceSpec, url_namespace: str | None,
+                            meta: dict[str, Any]) -> str | None:
+        if not spec.namespaced:
+            meta.pop("namespace", None)
+            return None
+        body_namespace = meta.get("namespace")
+        if url_namespace and body_namespace and url_namespace != body_namespace:
+            raise errors.bad_request("the namespace of the provided object does not match "
+                                     "the namespace sent on the request")
+        namespace = url_namespace or body_namespace
+        if not namespace:
+            raise errors.bad_request("a namespace is required for a namespaced resource")
+        ns_key = (NAMESPACE_RESOURCE, None, namespace)
+        if ns_key not in self.objects or self.objects[ns_key].deleted:
+            raise errors.not_found("namespaces", namespace)
+        meta["namespace"] = namespace
+        return str(namespace)
+
+    def _fill_new(self, spec: ResourceSpec, obj: Obj, namespace: str | None) -> None:
+        obj.setdefault("apiVersion", spec.api_version)
+        obj.setdefault("kind", spec.kind)
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["generation"] = 1
+        meta["creationTimestamp"] = now_rfc3339()
+        for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
+            meta.pop(transient, None)
+        if spec.status:
+            obj.pop("status", None)  # status is only written through the status subresource
+        if spec.kind == "Namespace":
+            obj["status"] = {"phase": "Active"}
+        if spec.kind == "Deployment" and "spec" in obj:
+            obj["spec"].setdefault("replicas", 1)
+
+    def write(self, resource: kmock.resource, namespace: str | None, name: str,
+              new: Mapping[str, Any], *, subresource: str | None = None,
+              dry_run: bool = False) -> Obj:
+        """Replace an object (PUT), keeping what the API server owns."""
+        spec = self.spec_for(resource)
+        key = self._key(spec, namespace, name)
+        old = self._current(spec, key)
+        if old is None:
+            raise errors.not_found(spec.plural, name)
+        obj = self._merge_owned(spec, old, copy.deepcopy(dict(new)), subresource)
+        return self._commit(spec, key, old, obj, dry_run=dry_run)
+
+    def _merge_owned(self, spec: ResourceSpec, old: Obj, new: Obj,
+                     subresource: str | None) -> Obj:
+        requested_rv = (new.get("metadata") or {}).get("resourceVersion")
+        if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(spec.plural, old["metadata"]["name"])
+        if subresource == "status":
+            obj = dict(copy.deepcopy(old))
+            if "status" in new:
+                obj["status"] = new["status"]
+            else:
+                obj.pop("status", None)
+            return obj
+        if spec.status:
+            new.pop("status", None)
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+        meta = new.setdefault("metadata", {})
+        for owned in ("uid", "creationTimestamp", "name", "namespace", "generation",
+                      "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if owned in old["metadata"]:
+                meta[owned] = old["metadata"][owned]
+            else:
+                meta.pop(owned, None)
+        new.setdefault("apiVersion", old.get("apiVersion"))
+        new.setdefault("kind", old.get("kind"))
+        return new
+
+    def _commit(self, spec: ResourceSpec, key: Key, old: Obj, obj: Obj, *,
+                dry_run: bool) -> Obj:
+        if _spec_part(obj) != _spec_part(old):
+            obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if _comparable(obj) == _comparable(old) or dry_run:
+            return copy.deepcopy(obj)  # a no-op write keeps the resourceVersion
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._remove(spec, key, obj)
+        meta["resourceVersion"] = str(self.log.next_version())
+        self.objects[key].create(obj)
+        self.log.append(spec.resource, "MODIFIED", self.objects[key].raw, old)
+        return copy.deepcopy(obj)
+
+    def patch(self, resource: kmock.resource, namespace: str | None, name: str, *,
+              content_type: str, patch: Any, subresource: str | None = None,
+              dry_run: bool = False) -> Obj:
+        spec = self.spec_for(resource)
+        if content_type == patching.STRATEGIC_MERGE_PATCH and spec.custom:
+            raise errors.unsupported_media_type(", ".join(
+                t for t in patching.PATCH_TYPES if t != patching.STRATEGIC_MERGE_PATCH))
+        key = self._key(spec, namespace, name)
+        old = self._current(spec, key)
+        if old is None and content_type == patching.APPLY_PATCH and subresource is None:
+            if not isinstance(patch, Mapping):
+                raise errors.bad_request("an applied configuration must be an object")
+            body = dict(patch, metadata=dict(patch.get("metadata") or {}, name=name))
+            return self.create(resource, namespace, body, dry_run=dry_run)
+        if old is None:
+            raise errors.not_found(spec.plural, name)
+        try:
+            patched = patching.apply_patch(content_type, old, patch)
+        except patching.PatchError as e:
+            raise errors.invalid(spec.kind, name, str(e)) from e
+        if not isinstance(patched, dict):
+            raise errors.invalid(spec.kind, name, "the patch must produce an object")
+        obj = self._merge_owned(spec, old, patched, subresource)
+        return self._commit(spec, key, old, obj, dry_run=dry_run)
+
+    # -- deleting ----------------------------------------------------------------------------
+    def delete(self, resource: kmock.resource, namespace: str | None, name: str, *,
+               propagation: str | None = None, dry_run: bool = False) -> tuple[Obj, bool]:
+        """Delete or mark for deletion; returns the object and whether it is gone."""
+        spec = self.spec_for(resource)
+        key = self._key(spec, namespace, name)
+        old = self._current(spec, key)
+        if old is None:
+            raise errors.not_found(spec.plural, name)
+        if dry_run:
+            return copy.deepcopy(old), False
+        if old["metadata"].get("finalizers"):
+            if old["metadata"].get("deletionTimestamp"):
+                return copy.deepcopy(old), False
+            obj = copy.deepcopy(old)
+            obj["metadata"].update(deletionTimestamp=now_rfc3339(), deletionGracePeriodSeconds=0)
+            return self._commit(spec, key, old, obj, dry_run=False), False
+        if propagation == "Orphan":
+            self._orphan_dependents(old["metadata"]["uid"])
+        return self._remove(spec, key), True
+
+    def _remove(self, spec: ResourceSpec, key: Key, last: Obj | None = None) -> Obj:
+        obj = copy.deepcopy(last if last is not None else self.objects[key].raw)
+        obj["metadata"]["resourceVersion"] = str(self.log.next_version())
+        self.objects[key].create(obj)
+        self.objects[key].delete()
+        self._uids.pop(obj["metadata"].get("uid", ""), None)
+        self.log.append(spec.resource, "DELETED", obj, None)
+        if spec.resource == NAMESPACE_RESOURCE:
+            self._delete_namespace_contents(key[2])
+        self._collect_garbage()
+        return copy.deepcopy(obj)
+
+    def _delete_namespace_contents(self, namespace: str) -> None:
+        for spec in list(self.specs.values()):
+            if spec.namespaced:
+                for (_, _, name), _ in list(self.iter_objects(spec.resource, namespace)):
+                    self._delete_quietly(spec, namespace, name)
+
+    def _delete_quietly(self, spec: ResourceSpec, namespace: str | None, name: str) -> None:
+        with contextlib.suppress(kmock.KubernetesError):  # gone in an earlier cascade
+            self.delete(spec.resource, namespace, name)
+
+    def _collect_garbage(self) -> None:
+        """Delete objects whose owners (by ``ownerReferences`` uid) are all gone."""
+        for spec in list(self.specs.values()):
+            for (_, ns, name), obj in list(self.iter_objects(spec.resource)):
+                owners = [ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or []]
+                orphaned = owners and not any(uid in self._uids for uid in owners)
+                if orphaned and not obj["metadata"].get("deletionTimestamp"):
+                    self._delete_quietly(spec, ns, name)
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for spec in list(self.specs.values()):
+            for key, obj in list(self.iter_objects(spec.resource)):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in refs):
+                    new = copy.deepcopy(obj)
+                    new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                    self._commit(spec, key, obj, new, dry_run=False)

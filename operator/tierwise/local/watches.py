@@ -1,0 +1,192 @@
+"""The change log behind watches: monotonic resource versions, replay, bookmarks.
+
+kmock re-sends every object as ADDED on each watch, ignores ``resourceVersion``
+and can lose events that land between its listing and its subscription. Here,
+every change gets the next cluster-wide resource version and goes into one
+bounded, ordered log. A watch takes its snapshot and its position in the log in
+one synchronous step (no ``await`` in between), then replays the log from that
+position, so nothing is lost or duplicated; a resume from a version older than
+the retained log gets ``410 Gone``, exactly what clients expect from etcd
+compaction. Selectors are applied per event, and an object that stops (starts)
+matching a selector is reported as DELETED (ADDED), as the API server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import copy
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kmock
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One recorded change: the object after it and (for MODIFIED) before it."""
+
+    version: int
+    resource: kmock.resource
+    type: str
+    object: Mapping[str, Any]
+    old: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """What one watch asks for (already parsed from the query string)."""
+
+    resource: kmock.resource
+    namespace: str | None
+    predicate: Predicate
+    since: int | None  # None: start with ADDED events for the current state
+    send_initial_bookmark: bool = False
+    bookmarks: bool = False
+    timeout: float | None = None
+    api_version: str = "v1"
+    kind: str = ""
+
+
+class EventLog:
+    """A bounded, ordered log of changes with async waiting for new ones."""
+
+    def __init__(self, *, limit: int = 20_000, bookmark_interval: float = 1.0) -> None:
+        self.limit = limit
+        self.bookmark_interval = bookmark_interval
+        self._version = 0
+        self._floor = 0  # resuming from a version below this is impossible (410 Gone)
+        self._changes: list[Change] = []
+        self._versions: list[int] = []
+        self._wakeup: asyncio.Event | None = None
+        self._closed = False
+
+    @property
+    def resource_version(self) -> int:
+        return self._version
+
+    def next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def append(self, resource: kmock.resource, type_: str, obj: Mapping[str, Any],
+               old: Mapping[str, Any] | None) -> None:
+        version = int(obj["metadata"]["resourceVersion"])
+        self._changes.append(Change(version, resource, type_, copy.deepcopy(obj), old))
+        self._versions.append(version)
+        if len(self._changes) > self.limit:
+            cut = len(self._changes) // 2
+            self._floor = self._versions[cut - 1]
+            del self._changes[:cut], self._versions[:cut]
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def close(self) -> None:
+        """End all watches (used at shutdown so that HTTP streams finish cleanly)."""
+        self._closed = True
+        self._notify()
+
+    def changes_after(self, version: int) -> list[Change]:
+        return self._changes[bisect.bisect_right(self._versions, version):]
+
+    def is_too_old(self, version: int) -> bool:
+        return version < self._floor
+
+    async def wait(self, seconds: float | None) -> bool:
+        """Wait for the next change; False when ``seconds`` pass without one."""
+        if self._closed:
+            return False
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def translate(change: Change, request: WatchRequest) -> dict[str, Any] | None:
+    """The event one watcher sees for a change, or None if it is not for this watcher."""
+    if change.resource != request.resource:
+        return None
+    namespace = change.object.get("metadata", {}).get("namespace")
+    if request.namespace is not None and namespace != request.namespace:
+        return None
+    now = request.predicate(change.object)
+    before = change.old is not None and request.predicate(change.old)
+    if change.type == "MODIFIED" and not (now and before):
+        kind = "ADDED" if now else "DELETED" if before else None
+    else:
+        kind = change.type if now else None
+    return None if kind is None else {"type": kind, "object": copy.deepcopy(change.object)}
+
+
+def _bookmark(request: WatchRequest, version: int, *, initial_end: bool) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": str(version)}
+    if initial_end:
+        metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"type": "BOOKMARK",
+            "object": {"apiVersion": request.api_version, "kind": request.kind,
+                       "metadata": metadata}}
+
+
+def _expired(version: int) -> dict[str, Any]:
+    return {"type": "ERROR", "object": {
+        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+        "code": 410, "reason": "Expired",
+        "message": f"too old resource version: {version}"}}
+
+
+def open_watch(log: EventLog, request: WatchRequest,
+               current: Sequence[Mapping[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Capture the position (and, for a fresh watch, the current state) right now.
+
+    Must be called synchronously with the listing of ``current`` objects (no
+    ``await`` in between), so that no change can fall between the two.
+    """
+    if request.since is None:
+        return _stream(log, request, log.resource_version, list(current))
+    return _stream(log, request, request.since, [])
+
+
+async def _stream(log: EventLog, request: WatchRequest, position: int,
+                  initial: list[Mapping[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    if request.since is not None and log.is_too_old(request.since):
+        yield _expired(request.since)
+        return
+    for obj in initial:
+        yield {"type": "ADDED", "object": copy.deepcopy(obj)}
+    if request.send_initial_bookmark:
+        yield _bookmark(request, position, initial_end=True)
+    loop = asyncio.get_running_loop()
+    deadline = None if request.timeout is None else loop.time() + request.timeout
+    while not log.closed:
+        changes = log.changes_after(position)
+        for change in changes:
+            position = change.version
+            event = translate(change, request)
+            if event is not None:
+                yield event
+        if changes:
+            continue
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            return
+        wait = log.bookmark_interval if request.bookmarks else remaining
+        if remaining is not None and wait is not None:
+            wait = min(wait, remaining)
+        if not await log.wait(wait) and request.bookmarks and not log.changes_after(position):
+            position = max(position, log.resource_version)
+            yield _bookmark(request, position, initial_end=False)
