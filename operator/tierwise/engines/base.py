@@ -49,6 +49,8 @@ class LaunchConfig:
     model: str
     served_name: str
     tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    """Engine replicas inside one pod (GPUs per pod / tensor-parallel size)."""
     prefix_caching: bool = True
     context_length: int | None = None
     quantization: str | None = None
@@ -57,12 +59,22 @@ class LaunchConfig:
 
     @classmethod
     def from_spec(
-        cls, engine: EngineSpec, *, model: str, served_name: str, revision: str | None = None
+        cls,
+        engine: EngineSpec,
+        *,
+        model: str,
+        served_name: str,
+        gpus: int | None = None,
+        revision: str | None = None,
     ) -> LaunchConfig:
+        """``gpus`` per pod (default: the tensor-parallel size); GPUs beyond one
+        tensor-parallel group become data-parallel engine replicas inside the pod."""
+        tp = engine.tensor_parallel_size
         return cls(
             model=model,
             served_name=served_name,
-            tensor_parallel_size=engine.tensor_parallel_size,
+            tensor_parallel_size=tp,
+            data_parallel_size=max(1, (gpus or tp) // tp),
             prefix_caching=engine.prefix_caching,
             context_length=engine.context_length,
             quantization=engine.quantization,

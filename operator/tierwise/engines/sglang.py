@@ -44,14 +44,17 @@ METRICS = EngineMetrics(
     prefix_cache_hit_rate=CACHE_HIT_RATE,
 )
 
-# server_args.py declares ``--tensor-parallel-size``/``--tp-size`` and ``--model-path``/
-# ``--model``; the docs' ``--tp`` is argparse's unique-prefix form of ``--tp-size``.
+# server_args.py declares ``--tensor-parallel-size``/``--tp-size``,
+# ``--data-parallel-size``/``--dp-size`` and ``--model-path``/``--model``; the docs' ``--tp``
+# and ``--dp`` are argparse's unique-prefix forms.
 SYNTAX = FlagSyntax(
     aliases={
         "--tp-size": "--tp",
         "--tensor-parallel-size": "--tp",
         "--model": "--model-path",
         "--context-len": "--context-length",
+        "--data-parallel-size": "--dp-size",
+        "--dp": "--dp-size",
     }
 )
 
@@ -59,6 +62,7 @@ RESERVED = {
     "--model-path": "set spec.model.uri",
     "--served-model-name": "set spec.model.servedName",
     "--tp": "set spec.engine.tensorParallelSize (GPU limits follow it)",
+    "--dp-size": "set spec.resources.gpus to a multiple of tensorParallelSize",
     "--port": f"the engine always listens on {PORT}, where the probes and Service point",
     "--host": "the engine always listens on 0.0.0.0 so probes and the Service reach it",
 }
@@ -73,6 +77,8 @@ def flags(launch: LaunchConfig) -> Sequence[tuple[str, ...]]:
         ("--port", str(PORT)),
         ("--enable-metrics",),
     ]
+    if launch.data_parallel_size > 1:
+        out.append(("--dp-size", str(launch.data_parallel_size)))
     if not launch.prefix_caching:
         out.append(("--disable-radix-cache",))
     if launch.context_length is not None:

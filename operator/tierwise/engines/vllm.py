@@ -2,10 +2,10 @@
 
 Sources (vllm-project/vllm):
 - flags: ``vllm/engine/arg_utils.py`` (``EngineArgs.add_cli_args``: ``--served-model-name``,
-  ``--tensor-parallel-size``/``-tp``, ``--max-model-len``, ``--quantization``/``-q``,
-  ``--revision``, ``--enable-prefix-caching``), ``vllm/entrypoints/openai/cli_args.py``
-  (``--host``, ``--port``, default 8000) and the "vllm serve" CLI reference
-  (``vllm serve MODEL``: the model is positional). Boolean fields are
+  ``--tensor-parallel-size``/``-tp``, ``--data-parallel-size``/``-dp``, ``--max-model-len``,
+  ``--quantization``/``-q``, ``--revision``, ``--enable-prefix-caching``),
+  ``vllm/entrypoints/openai/cli_args.py`` (``--host``, ``--port``, default 8000) and the
+  "vllm serve" CLI reference (``vllm serve MODEL``: the model is positional). Booleans are
   ``argparse.BooleanOptionalAction``, so prefix caching is ``--enable-prefix-caching`` or
   ``--no-enable-prefix-caching``; ``FlexibleArgumentParser`` accepts ``_`` for ``-``.
 - health: ``vllm/entrypoints/openai/api_server.py``: ``GET /health`` is 200 while the
@@ -48,7 +48,11 @@ METRICS = EngineMetrics(
 )
 
 SYNTAX = FlagSyntax(
-    aliases={"-tp": "--tensor-parallel-size", "-q": "--quantization"},
+    aliases={
+        "-tp": "--tensor-parallel-size",
+        "-dp": "--data-parallel-size",
+        "-q": "--quantization",
+    },
     negation_prefix="--no-",
 )
 
@@ -56,6 +60,7 @@ RESERVED = {
     "--model": "set spec.model.uri",
     "--served-model-name": "set spec.model.servedName",
     "--tensor-parallel-size": "set spec.engine.tensorParallelSize (GPU limits follow it)",
+    "--data-parallel-size": "set spec.resources.gpus to a multiple of tensorParallelSize",
     "--port": f"the engine always listens on {PORT}, where the probes and Service point",
     "--host": "the engine listens on all interfaces so probes and the Service reach it",
 }
@@ -70,6 +75,8 @@ def flags(launch: LaunchConfig) -> Sequence[tuple[str, ...]]:
         ("--port", str(PORT)),
         (caching,),
     ]
+    if launch.data_parallel_size > 1:
+        out.append(("--data-parallel-size", str(launch.data_parallel_size)))
     if launch.context_length is not None:
         out.append(("--max-model-len", str(launch.context_length)))
     if launch.quantization is not None:
