@@ -40,6 +40,7 @@ from tierwise.local.resources import CRD_RESOURCE, NAMESPACE_RESOURCE
 
 if TYPE_CHECKING:
     import kubernetes.client
+
     from tierwise.local.workloads import DeploymentController, WorkloadBackend
 
 T = TypeVar("T")
