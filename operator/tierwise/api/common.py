@@ -166,7 +166,8 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, extra="allow")
 
-    name: str = Field(min_length=1, max_length=253)
+    name: DNSSubdomain
+    """Object name; the API server accepts lowercase RFC 1123 subdomains only."""
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

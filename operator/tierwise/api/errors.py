@@ -14,9 +14,21 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tierwise.api.common import DURATION_PATTERN, QUANTITY_PATTERN, FieldError
+from tierwise.api.common import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    DURATION_PATTERN,
+    QUANTITY_PATTERN,
+    FieldError,
+)
 
+_NAME_HINT = (
+    "is not a valid name; use lowercase letters, digits and '-', starting and ending with "
+    "a letter or digit"
+)
 _PATTERN_HINTS = {
+    DNS_LABEL_PATTERN: _NAME_HINT,
+    DNS_SUBDOMAIN_PATTERN: _NAME_HINT + " ('.' may separate such parts)",
     QUANTITY_PATTERN: "is not a Kubernetes quantity; write it like 8, 500m, 64Gi or 16G",
     DURATION_PATTERN: "is not a duration; write it like 30s, 5m or 1h30m",
 }

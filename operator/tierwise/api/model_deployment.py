@@ -115,14 +115,16 @@ class EnvVar(SpecModel):
     model_config = validations(
         cel(
             "!(has(self.value) && has(self.secretKeyRef))",
-            "set either value or secretKeyRef, not both",
+            "value and secretKeyRef are both set; keep one of them",
         )
     )
 
     @model_validator(mode="after")
     def _one_source(self) -> EnvVar:
         if self.value is not None and self.secret_key_ref is not None:
-            raise FieldError("secretKeyRef", "set either value or secretKeyRef, not both")
+            raise FieldError(
+                "secretKeyRef", "value and secretKeyRef are both set; keep one of them"
+            )
         return self
 
 

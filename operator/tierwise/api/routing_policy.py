@@ -86,17 +86,23 @@ class Backend(SpecModel):
     model_config = validations(
         cel(
             "has(self.modelDeployment) != has(self.external)",
-            "set exactly one of modelDeployment or external",
+            "a backend needs exactly one of modelDeployment or external; set one, remove the other",
         )
     )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Backend:
-        if (self.model_deployment is None) == (self.external is None):
+        if self.model_deployment is not None and self.external is not None:
+            raise FieldError(
+                "external",
+                "modelDeployment and external are both set; a backend is one or the other, "
+                "so remove one (add a second backend for the other)",
+            )
+        if self.model_deployment is None and self.external is None:
             raise FieldError(
                 "modelDeployment",
-                "set exactly one of modelDeployment (a ModelDeployment name) or external "
-                "(baseURL, model, apiKeySecretRef)",
+                "a backend needs a target; set modelDeployment (a ModelDeployment name) or "
+                "external (baseURL, model, apiKeySecretRef)",
             )
         return self
 
