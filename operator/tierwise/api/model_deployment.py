@@ -179,10 +179,15 @@ class Toleration(SpecModel):
     """A Kubernetes toleration (core/v1 Toleration)."""
 
     key: Annotated[str, Field(max_length=316)] | None = None
+    """Taint key to tolerate; empty with operator Exists tolerates every taint."""
     operator: Literal["Exists", "Equal"] | None = None
+    """Equal (the default) matches value; Exists matches any value."""
     value: Annotated[str, Field(max_length=63)] | None = None
+    """Taint value to match with operator Equal."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """Taint effect to tolerate; empty tolerates every effect."""
+    toleration_seconds: Annotated[int, Field(ge=0)] | None = None
+    """With effect NoExecute: how long the pod stays bound after the taint appears."""
 
 
 class PlacementSpec(SpecModel):

@@ -178,7 +178,7 @@ class RuleMatch(SpecModel):
         cel(
             "!has(self.minPromptTokens) || !has(self.maxPromptTokens) || "
             "self.minPromptTokens <= self.maxPromptTokens",
-            "minPromptTokens must not exceed maxPromptTokens",
+            "minPromptTokens must not exceed maxPromptTokens; swap or correct them",
             ".minPromptTokens",
         ),
     )
@@ -363,19 +363,20 @@ class RoutingPolicySpec(SpecModel):
     model_config = validations(
         cel(
             "!has(self.rules) || self.rules.all(r, self.tiers.exists(t, t.name == r.tier))",
-            "every rule's tier must name a tier in spec.tiers",
+            "every rule's tier must name a tier in spec.tiers; fix the name or add the tier",
             ".rules",
         ),
         cel(
             "!has(self.defaultTier) || self.tiers.exists(t, t.name == self.defaultTier)",
-            "defaultTier must name a tier in spec.tiers",
+            "defaultTier must name a tier in spec.tiers; fix the name or add the tier",
             ".defaultTier",
         ),
         cel(
             "!has(self.rules) || self.rules.all(r, !has(r.match.category) || "
             "(has(self.classifier) && "
             "self.classifier.categories.exists(c, c.name == r.match.category)))",
-            "a rule's match.category must name a category of spec.classifier",
+            "a rule's match.category must name a category of spec.classifier; add the "
+            "category there or fix the name",
             ".rules",
         ),
     )
@@ -459,8 +460,11 @@ class TierStatus(StatusModel):
     """Observed state of one tier."""
 
     name: str
+    """Tier name from spec.tiers."""
     ready_backends: int = 0
+    """Backends that can take traffic now."""
     backends: list[BackendStatus] = Field(default_factory=list)
+    """Each backend of the tier."""
 
 
 class RoutingPolicyStatus(StatusModel):
