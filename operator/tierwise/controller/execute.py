@@ -1,0 +1,42 @@
+"""Performing a :class:`~tierwise.controller.plan.Plan`: the only side effects of a reconcile.
+
+Order matters little for correctness (everything is idempotent), but it is chosen so a
+failure half-way leaves the most useful state: children first, then deletions, then the
+status that describes them, then events. Events are best-effort: a failure to post one
+is logged, never a reason to retry the reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from tierwise.controller.kube import ApiError, KubeClient
+from tierwise.controller.plan import Plan
+from tierwise.controller.resources import CHILD_RESOURCES, MODEL_DEPLOYMENT
+
+log = logging.getLogger(__name__)
+_BY_KIND = {r.kind: r for r in CHILD_RESOURCES}
+
+
+async def execute(plan: Plan, kube: KubeClient, owner: Mapping[str, Any]) -> None:
+    """Apply, delete, patch status and post events as the plan says."""
+    meta = owner["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    for apply in plan.applies:
+        obj = {**apply.obj, "metadata": {**apply.obj["metadata"], "namespace": namespace}}
+        await kube.apply(obj, manager=apply.manager)
+    for ident in plan.deletes:
+        await kube.delete(_BY_KIND[ident.kind], namespace, ident.name)
+    if plan.status is not None:
+        await kube.patch_status(MODEL_DEPLOYMENT, namespace, name, plan.status)
+    for note in plan.events:
+        try:
+            await kube.post_event(
+                owner, type=note.type.value, reason=note.reason, message=note.message
+            )
+        except (ApiError, aiohttp.ClientError, OSError) as error:
+            log.warning("could not post event %s on %s/%s: %s", note.reason, namespace, name, error)

@@ -1,0 +1,290 @@
+"""The one module that talks to the Kubernetes API, asynchronously, over one session.
+
+The reconcile runs on kopf's asyncio loop, where the synchronous ``kubernetes`` client
+would block every other handler; this is a small aiohttp client with only the verbs the
+operator needs: server-side apply, get, list by label, delete, status merge patch and
+events. ``kubernetes.config`` is used only to resolve where the API server is and how to
+authenticate (``KUBECONFIG`` read at call time, then ``~/.kube/config``, then in-cluster).
+
+Every write is counted by verb and kind (:attr:`KubeClient.writes`, and an optional
+callback for the metrics), which is how tests prove that a second reconcile writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import orjson
+
+from tierwise.controller.resources import EVENT, Resource, resource_of
+
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+TOKEN_REFRESH_S = 60.0
+_EVENT_MESSAGE_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class KubeConfig:
+    """Where the API server is and how to authenticate to it."""
+
+    server: str
+    ca_path: str | None = None
+    insecure: bool = False
+    token: str | None = None
+    token_file: str | None = None
+    """Re-read periodically (in-cluster service account tokens rotate)."""
+    cert_path: str | None = None
+    key_path: str | None = None
+    namespace: str = "default"
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def load_config(kubeconfig: str | None = None, *, context: str | None = None) -> KubeConfig:
+    """Resolve the API server: explicit file, ``KUBECONFIG``, ``~/.kube/config``, in-cluster."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    config: Any = kube_config  # untyped package; only its resolution is used
+    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+    cfg = client.Configuration()
+    namespace = "default"
+    if kubeconfig or Path(path.split(os.pathsep)[0]).exists():
+        config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+        _, active = config.list_kube_config_contexts(config_file=path)
+        namespace = (active.get("context") or {}).get("namespace") or namespace
+        token_file = None
+    else:
+        config.load_incluster_config(client_configuration=cfg)
+        namespace = _in_cluster_namespace()
+        token_file = IN_CLUSTER_TOKEN
+    token = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
+    return KubeConfig(
+        server=str(cfg.host).rstrip("/"),
+        ca_path=cfg.ssl_ca_cert or None,
+        insecure=not cfg.verify_ssl,
+        token=_strip_bearer(token) if token else None,
+        token_file=token_file,
+        cert_path=cfg.cert_file or None,
+        key_path=cfg.key_file or None,
+        namespace=namespace,
+    )
+
+
+def _in_cluster_namespace() -> str:
+    path = Path(IN_CLUSTER_TOKEN).with_name("namespace")
+    return path.read_text().strip() if path.exists() else "default"
+
+
+def _strip_bearer(token: str) -> str:
+    return token.split(" ", 1)[1] if token.lower().startswith("bearer ") else token
+
+
+def _ssl_context(cfg: KubeConfig) -> ssl.SSLContext | bool:
+    if not cfg.server.startswith("https"):
+        return True
+    if cfg.insecure:
+        return False
+    context = ssl.create_default_context(cafile=cfg.ca_path)
+    if cfg.cert_path and cfg.key_path:
+        context.load_cert_chain(cfg.cert_path, cfg.key_path)
+    return context
+
+
+WriteHook = Callable[[str, str], None]
+
+
+class KubeClient:
+    """Async Kubernetes client; use as ``async with KubeClient(cfg) as kube:``."""
+
+    def __init__(self, config: KubeConfig, *, on_write: WriteHook | None = None) -> None:
+        self.config = config
+        self.writes: Counter[tuple[str, str]] = Counter()
+        self._on_write = on_write
+        self._session: aiohttp.ClientSession | None = None
+        self._token = config.token
+        self._token_read_at = 0.0
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config), limit=64)
+        timeout = aiohttp.ClientTimeout(total=60)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self._request("GET", resource.object_path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, resource: Resource, namespace: str | None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects matching the selector; empty when the kind is not served (no CRD)."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        try:
+            body = await self._request("GET", resource.collection_path(namespace), params=params)
+        except ApiError as error:
+            if error.status == 404:
+                return []
+            raise
+        items: list[dict[str, Any]] = body.get("items") or []
+        for item in items:  # list items come without apiVersion/kind
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+        return items
+
+    # -- writes ----------------------------------------------------------------------------
+    async def apply(self, obj: Mapping[str, Any], *, manager: str) -> dict[str, Any]:
+        """Server-side apply (force: Tierwise owns what it applies)."""
+        resource = resource_of(obj)
+        meta = obj["metadata"]
+        path = resource.object_path(meta["namespace"], meta["name"])
+        params = {"fieldManager": manager, "force": "true"}
+        self._count("apply", resource.kind)
+        return await self._request(
+            "PATCH", path, params=params, body=obj, content_type=APPLY_CONTENT_TYPE
+        )
+
+    async def patch_status(
+        self, resource: Resource, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource (only the fields given)."""
+        path = resource.object_path(namespace, name) + "/status"
+        self._count("patch_status", resource.kind)
+        return await self._request(
+            "PATCH", path, body={"status": status}, content_type=MERGE_CONTENT_TYPE
+        )
+
+    async def delete(self, resource: Resource, namespace: str, name: str) -> bool:
+        """Delete in the background (children go by owner references); False if absent."""
+        self._count("delete", resource.kind)
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        try:
+            await self._request("DELETE", resource.object_path(namespace, name), body=body)
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def post_event(
+        self, involved: Mapping[str, Any], *, type: str, reason: str, message: str
+    ) -> dict[str, Any]:
+        """A core/v1 Event about ``involved`` (an object with apiVersion, kind, metadata)."""
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or self.config.namespace
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:_EVENT_MESSAGE_LIMIT],
+            "source": {"component": "tierwise"},
+            "reportingComponent": "tierwise",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self._count("create", EVENT.kind)
+        return await self._request("POST", EVENT.collection_path(namespace), body=event)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _count(self, verb: str, kind: str) -> None:
+        self.writes[(verb, kind)] += 1
+        if self._on_write is not None:
+            self._on_write(verb, kind)
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        token = self._current_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def _current_token(self) -> str | None:
+        path = self.config.token_file
+        if path and time.monotonic() - self._token_read_at > TOKEN_REFRESH_S:
+            # On a read error keep the last token; the server says 401 if it expired.
+            with contextlib.suppress(OSError):
+                self._token = Path(path).read_text().strip()
+            self._token_read_at = time.monotonic()
+        return self._token
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        if self._session is None:
+            raise RuntimeError("KubeClient is not open; use it as an async context manager")
+        data = orjson.dumps(body) if body is not None else None
+        if data is not None and content_type is None:
+            content_type = "application/json"
+        url = self.config.server + path
+        async with self._session.request(
+            method, url, params=params, data=data, headers=self._headers(content_type)
+        ) as response:
+            raw = await response.read()
+            parsed: Any = orjson.loads(raw) if raw else {}
+            if response.status >= 400:
+                message = parsed.get("message", "") if isinstance(parsed, dict) else str(raw[:200])
+                raise ApiError(response.status, response.reason or "", message)
+            return parsed if isinstance(parsed, dict) else {}

@@ -1,0 +1,168 @@
+"""One reconcile path for every trigger: observe → plan → execute, measured.
+
+kopf's create/update/resume handlers, the delete handler and changes of a child
+(Deployment or pod) all end in :meth:`Reconciler.reconcile` or
+:meth:`Reconciler.delete`. A per-object lock keeps two triggers for the same
+ModelDeployment from interleaving, and child events are coalesced (a rollout emits
+dozens) into one refresh per object after a short quiet period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tierwise.controller import checks, errors
+from tierwise.controller.children import Identity, identity_of
+from tierwise.controller.execute import execute
+from tierwise.controller.kube import KubeClient
+from tierwise.controller.metrics import OperatorMetrics
+from tierwise.controller.plan import Observed, Outcome, Plan, Render, plan_reconcile
+from tierwise.controller.resources import (
+    CHILD_RESOURCES,
+    MODEL_DEPLOYMENT,
+    PVC,
+    SECRET,
+    Resource,
+)
+from tierwise.manifests import render_model_deployment
+from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, dns_label
+
+log = logging.getLogger(__name__)
+KIND = "ModelDeployment"
+POD = Resource("", "v1", "pods", "Pod")
+_REF_RESOURCES = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Reconciler:
+    """Everything a reconcile needs, built once per operator run and passed down."""
+
+    kube: KubeClient
+    metrics: OperatorMetrics
+    render: Render = render_model_deployment
+    clock: Callable[[], datetime] = _utcnow
+    debounce_s: float = 0.2
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _pending: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    _names: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(namespace, selector label value) → ModelDeployment name, for pod events."""
+
+    # -- triggers --------------------------------------------------------------------------
+    async def reconcile(self, body: Mapping[str, Any]) -> Plan:
+        """Bring one ModelDeployment's children and status in line; raise kopf errors."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        self._names[(key[0], dns_label(key[1]))] = key[1]
+        async with self._lock(key):
+            return await self._measured(body)
+
+    async def delete(self, body: Mapping[str, Any]) -> None:
+        """Remove every child this object controls (owner references would, eventually)."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        async with self._lock(key):
+            observed = await self.observe(body, references=[])
+            for ident, obj in observed.children.items():
+                owners = obj.get("metadata", {}).get("ownerReferences") or []
+                if any(o.get("uid") == meta.get("uid") for o in owners):
+                    await self.kube.delete(_resource(ident.kind), key[0], ident.name)
+        self._forget(key)
+
+    def child_changed(self, namespace: str, *, owner: str | None, label: str | None) -> None:
+        """A Deployment or pod of ours changed: refresh its owner soon (coalesced)."""
+        name = owner or (self._names.get((namespace, label)) if label else None)
+        if name is None:
+            return
+        key = (namespace, name)
+        if key not in self._pending:
+            self._pending[key] = asyncio.create_task(self._refresh(key))
+
+    async def close(self) -> None:
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
+
+    # -- the path ----------------------------------------------------------------------------
+    async def observe(
+        self, body: Mapping[str, Any], *, references: list[checks.Reference]
+    ) -> Observed:
+        meta = body["metadata"]
+        namespace = meta["namespace"]
+        selector = f"{MODEL_DEPLOYMENT_LABEL}={dns_label(meta['name'])}"
+        children: dict[Identity, Mapping[str, Any]] = {}
+        for resource in CHILD_RESOURCES:
+            for obj in await self.kube.list(resource, namespace, label_selector=selector):
+                children[identity_of(obj)] = obj
+        pods = await self.kube.list(POD, namespace, label_selector=selector)
+        missing = set()
+        for ref in references:
+            if await self.kube.get(_REF_RESOURCES[ref.kind], namespace, ref.name) is None:
+                missing.add(ref.identity)
+        return Observed(children=children, pods=pods, missing=frozenset(missing))
+
+    async def _measured(self, body: Mapping[str, Any]) -> Plan:
+        started = time.perf_counter()
+        outcome = Outcome.ERROR.value
+        try:
+            md, _ = checks.parse(body)
+            refs = checks.references(md) if md is not None else []
+            observed = await self.observe(body, references=refs)
+            plan = plan_reconcile(body, observed, render=self.render, now=self.clock())
+            await execute(plan, self.kube, body)
+            outcome = plan.outcome.value
+            if plan.writes:
+                log.info(
+                    "reconciled %s/%s: %d writes",
+                    body["metadata"]["namespace"],
+                    body["metadata"]["name"],
+                    plan.writes,
+                )
+        except Exception as exc:
+            self.metrics.errors.labels(kind=KIND, error=errors.error_label(exc)).inc()
+            raise errors.to_kopf(exc) from exc
+        finally:
+            self.metrics.duration.labels(kind=KIND).observe(time.perf_counter() - started)
+            self.metrics.reconciles.labels(kind=KIND, outcome=outcome).inc()
+        errors.raise_for_plan(plan)
+        return plan
+
+    async def _refresh(self, key: tuple[str, str]) -> None:
+        try:
+            await asyncio.sleep(self.debounce_s)
+        finally:
+            self._pending.pop(key, None)
+        body = await self.kube.get(MODEL_DEPLOYMENT, *key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            await self.reconcile(body)
+        except Exception as exc:  # a child-triggered refresh has no kopf retry: log it
+            log.warning("refresh of %s/%s: %s", key[0], key[1], exc)
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+            self.metrics.objects.labels(kind=KIND).set(len(self._locks))
+        return lock
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._locks.pop(key, None)
+        self._names = {k: v for k, v in self._names.items() if (k[0], v) != key}
+        self.metrics.objects.labels(kind=KIND).set(len(self._locks))
+
+
+def _resource(kind: str) -> Resource:
+    return next(r for r in CHILD_RESOURCES if r.kind == kind)
