@@ -16,14 +16,14 @@ CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
 async def collect(cluster: EmulatedCluster, path: str, *, count: int,
-                  timeout: float = 5.0, **params: str) -> list[dict[str, Any]]:
+                  within: float = 5.0, **params: str) -> list[dict[str, Any]]:
     """Read ``count`` events from a watch (or fewer, if the stream ends)."""
     events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
         query = {"watch": "true", **params}
         async with session.get(cluster.url + path, params=query) as response:
             assert response.content_type == "application/json"
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 async for line in response.content:
                     if line.strip():
                         events.append(json.loads(line))
