@@ -22,22 +22,37 @@ COMPONENT = "engine"
 MAX_LABEL = 63
 
 
-def dns_label(name: str) -> str:
-    """``name`` if it fits a label value or DNS label (63), else a stable shortened form.
-
-    ModelDeployment names may be DNS subdomains up to 253 characters, but label values and
-    Service names stop at 63: the long form keeps a readable prefix and appends 8 hex
-    digits of the name's SHA-256, so two long names never collide by truncation.
-    """
-    if len(name) <= MAX_LABEL:
-        return name
+def _shortened(name: str, text: str) -> str:
+    """A readable prefix of ``text`` plus 8 hex digits of ``name``'s SHA-256, so two names
+    never collide by truncation or character replacement."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    head = name[: MAX_LABEL - 9].rstrip(".-")
+    head = text[: MAX_LABEL - 9].rstrip(".-")
     return f"{head}-{digest}"
 
 
+def label_value(name: str) -> str:
+    """``name`` as a label value (at most 63 characters).
+
+    ModelDeployment names are DNS subdomains of up to 253 characters; label values stop at
+    63, so longer names are shortened (see :func:`_shortened`).
+    """
+    return name if len(name) <= MAX_LABEL else _shortened(name, name)
+
+
+def service_name(name: str) -> str:
+    """``name`` as a Service name, which must be an RFC 1035 label: at most 63 characters,
+    no dots, starting with a letter. Names that are not get a stable derived form
+    (``qwen2.5`` becomes ``qwen2-5-<hash>``)."""
+    text = name.replace(".", "-")
+    if not text[:1].isalpha():
+        text = f"m-{text}"
+    if text == name and len(name) <= MAX_LABEL:
+        return name
+    return _shortened(name, text)
+
+
 def selector_labels(md: ModelDeployment) -> dict[str, str]:
-    value = dns_label(md.metadata.name)
+    value = label_value(md.metadata.name)
     return {"app.kubernetes.io/instance": value, MODEL_DEPLOYMENT_LABEL: value}
 
 

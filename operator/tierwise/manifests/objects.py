@@ -22,7 +22,7 @@ from typing import Any
 
 from tierwise.api.model_deployment import ModelDeployment
 from tierwise.engines.base import EngineProfile
-from tierwise.manifests.labels import common_labels, dns_label, object_meta, selector_labels
+from tierwise.manifests.labels import common_labels, object_meta, selector_labels, service_name
 from tierwise.manifests.model_source import ModelLocation
 from tierwise.manifests.pod import PORT_NAME, pod_spec, startup_budget_seconds
 from tierwise.manifests.settings import RenderSettings
@@ -36,9 +36,9 @@ CHILD_KINDS = (DEPLOYMENT, SERVICE, PDB, POD_MONITOR)
 
 
 def child_name(md: ModelDeployment, kind: tuple[str, str]) -> str:
-    """Children share the ModelDeployment's name; the Service's must be a DNS label."""
+    """Children share the ModelDeployment's name; the Service's must be an RFC 1035 label."""
     if kind == SERVICE:
-        return dns_label(md.metadata.name)
+        return service_name(md.metadata.name)
     return md.metadata.name
 
 
