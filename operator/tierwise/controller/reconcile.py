@@ -31,7 +31,7 @@ from tierwise.controller.resources import (
     Resource,
 )
 from tierwise.manifests import render_model_deployment
-from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, dns_label
+from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
 
 log = logging.getLogger(__name__)
 KIND = "ModelDeployment"
@@ -62,7 +62,7 @@ class Reconciler:
         """Bring one ModelDeployment's children and status in line; raise kopf errors."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        self._names[(key[0], dns_label(key[1]))] = key[1]
+        self._names[(key[0], label_value(key[1]))] = key[1]
         async with self._lock(key):
             return await self._measured(body)
 
@@ -100,7 +100,7 @@ class Reconciler:
     ) -> Observed:
         meta = body["metadata"]
         namespace = meta["namespace"]
-        selector = f"{MODEL_DEPLOYMENT_LABEL}={dns_label(meta['name'])}"
+        selector = f"{MODEL_DEPLOYMENT_LABEL}={label_value(meta['name'])}"
         children: dict[Identity, Mapping[str, Any]] = {}
         for resource in CHILD_RESOURCES:
             for obj in await self.kube.list(resource, namespace, label_selector=selector):

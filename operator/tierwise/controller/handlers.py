@@ -1,0 +1,121 @@
+"""kopf wiring: which events reach the one reconcile, and how kopf keeps its books.
+
+Handlers are registered on a fresh :class:`kopf.OperatorRegistry` bound to one
+:class:`~tierwise.controller.reconcile.Reconciler` (no module-level decorators, no
+global registry), so tests can run several operators in one process.
+
+kopf's bookkeeping lives under ``tierwise.dev/``: the finalizer, the progress and the
+diff-base annotations. Handlers return nothing, so kopf stores no results in status, and
+kopf's own event posting is off: the reconcile posts its own events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from tierwise.api.common import GROUP, VERSION
+from tierwise.controller.kube import KubeConfig
+from tierwise.controller.reconcile import Reconciler
+from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
+
+FINALIZER = "tierwise.dev/finalizer"
+ANNOTATION_PREFIX = "tierwise.dev"
+PLURAL = "modeldeployments"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Operator settings: bookkeeping under tierwise.dev/, no kopf-posted events."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = (1, 2, 5, 10, 30)
+
+
+def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
+    """kopf logs in with the same resolution the operator's own client uses."""
+    return kopf.ConnectionInfo(
+        server=config.server,
+        ca_path=config.ca_path,
+        insecure=config.insecure or None,
+        scheme="Bearer" if config.token else None,
+        token=config.token,
+        certificate_path=config.cert_path,
+        private_key_path=config.key_path,
+        default_namespace=config.namespace,
+    )
+
+
+def _owner_name(body: Mapping[str, Any]) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "ModelDeployment" and ref.get("controller"):
+            name: str = ref["name"]
+            return name
+    return None
+
+
+def build_registry(reconciler: Reconciler, config: KubeConfig) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to ``reconciler``."""
+    registry = kopf.OperatorRegistry()
+    on = kopf.on
+
+    @on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(config)
+
+    @on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await reconciler.close()
+
+    @on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    async def reconcile(body: kopf.Body, **_: Any) -> None:
+        await reconciler.reconcile(_plain(body))
+
+    @on.delete(GROUP, VERSION, PLURAL, id="cleanup-children", registry=registry)
+    async def delete(body: kopf.Body, **_: Any) -> None:
+        await reconciler.delete(_plain(body))
+
+    labelled = {MODEL_DEPLOYMENT_LABEL: kopf.PRESENT}
+
+    @on.event("apps", "v1", "deployments", labels=labelled, registry=registry)
+    def deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        if namespace:
+            reconciler.child_changed(namespace, owner=_owner_name(body), label=None)
+
+    @on.event("", "v1", "pods", labels=labelled, registry=registry)
+    def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        if namespace:
+            label = labels.get(MODEL_DEPLOYMENT_LABEL)
+            reconciler.child_changed(namespace, owner=None, label=label)
+
+    @on.startup(registry=registry)
+    def startup(logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
+        logger.info("tierwise operator: API server %s", config.server)
+
+    return registry
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """kopf's live body view as a plain, detached dict."""
+    return {key: _detach(value) for key, value in body.items()}
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_detach(v) for v in value]
+    return value

@@ -1,0 +1,143 @@
+"""Running the operator: in the current loop (the CLI) or in a thread (tests, the demo).
+
+kopf must not be awaited inside pytest-asyncio's loop (on exit it cancels tasks created
+after it started, the test's own teardown included), so tests use
+:class:`OperatorThread`: its own loop, a stop flag, and a ready flag to wait on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import aiohttp.web
+import kopf
+
+from tierwise.controller.handlers import build_registry, configure
+from tierwise.controller.kube import KubeClient, KubeConfig
+from tierwise.controller.metrics import OperatorMetrics
+from tierwise.controller.reconcile import Reconciler
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    kube: KubeConfig
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means the whole cluster."""
+    liveness: str | None = None
+    """kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz."""
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    standalone: bool = True
+    debounce_s: float = 0.2
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics, compare=False)
+
+
+@asynccontextmanager
+async def _metrics_server(options: OperatorOptions) -> AsyncIterator[None]:
+    if options.metrics_port is None:
+        yield
+        return
+
+    async def handle(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        body = options.metrics.exposition()
+        return aiohttp.web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/metrics", handle)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, options.metrics_host, options.metrics_port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def run_operator(
+    options: OperatorOptions,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+    on_reconciler: Callable[[Reconciler], None] | None = None,
+) -> None:
+    """Run until the stop flag is set (or a signal arrives when there is none)."""
+    metrics = options.metrics
+    async with (
+        KubeClient(options.kube, on_write=metrics.count_write) as kube,
+        _metrics_server(options),
+    ):
+        reconciler = Reconciler(kube=kube, metrics=metrics, debounce_s=options.debounce_s)
+        if on_reconciler is not None:
+            on_reconciler(reconciler)
+        settings = kopf.OperatorSettings()
+        configure(settings)
+        try:
+            await kopf.operator(
+                registry=build_registry(reconciler, options.kube),
+                settings=settings,
+                standalone=options.standalone,
+                clusterwide=not options.namespaces,
+                namespaces=options.namespaces,
+                liveness_endpoint=options.liveness,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
+        finally:
+            await reconciler.close()
+
+
+class OperatorThread:
+    """The real operator in a background thread: ``with OperatorThread(options) as op:``."""
+
+    def __init__(self, options: OperatorOptions, *, ready_timeout: float = 30.0) -> None:
+        self.options = options
+        self.reconciler: Reconciler | None = None
+        self.error: BaseException | None = None
+        self._ready_timeout = ready_timeout
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="tierwise-operator", daemon=True)
+
+    @property
+    def metrics(self) -> OperatorMetrics:
+        return self.options.metrics
+
+    @property
+    def writes(self) -> int:
+        return self.reconciler.kube.total_writes if self.reconciler is not None else 0
+
+    def _main(self) -> None:
+        def keep(reconciler: Reconciler) -> None:
+            self.reconciler = reconciler
+
+        try:
+            asyncio.run(
+                run_operator(
+                    self.options, stop_flag=self._stop, ready_flag=self._ready, on_reconciler=keep
+                )
+            )
+        except BaseException as exc:
+            self.error = exc
+            self._ready.set()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._ready.wait(self._ready_timeout) or self.error is not None:
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"the operator did not start: {self.error!r}")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
