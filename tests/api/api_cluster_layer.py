@@ -50,6 +50,11 @@ KUBERNETES_ONLY_FUNCTIONS = frozenset(
         "semver",
         "isSemver",
         "authorizer",
+        "lowerAscii",
+        "upperAscii",
+        "split",
+        "join",
+        "replace",
     }
 )
 
