@@ -50,9 +50,13 @@ async def test_bad_request_gets_engine_shaped_error(
     serve: Serve,
     make_config: Callable[..., SimConfig],
 ) -> None:
-    async with serve(make_config(engine)) as url, aiohttp.ClientSession() as http, http.post(
-        url + path, data=payload, headers={"Content-Type": "application/json"}
-    ) as response:
+    async with (
+        serve(make_config(engine)) as url,
+        aiohttp.ClientSession() as http,
+        http.post(
+            url + path, data=payload, headers={"Content-Type": "application/json"}
+        ) as response,
+    ):
         assert response.status == status
         fields = _error_fields(engine, await response.json())
     assert fields["code"] == status
