@@ -21,7 +21,8 @@ Conditions (all set ones must hold; evaluated cheapest first, stopping at the fi
     ``regex`` searched in the value; ``min/maxPromptTokens`` on the estimate of
     :mod:`tierwise.router.features`; ``keywords`` case-insensitive, a keyword whose edge is
     a word character must sit on a word boundary there ("def" does not match "define",
-    "def " matches "def f(x)"), and whitespace inside a keyword matches any run of
+    "def " matches "def f(x)"; scripts written without spaces, from U+3000 up (CJK, kana),
+    match anywhere), and whitespace inside a keyword matches any run of
     whitespace ("stack trace" matches "stack\\n trace"); ``regex`` Python ``re`` searched
     in the prompt text, compiled once per table; ``category`` the classifier's answer.
 """
@@ -209,10 +210,15 @@ def keyword_pattern(keywords: list[str]) -> re.Pattern[str]:
         body = r"\s+".join(re.escape(piece) for piece in re.split(r"\s+", kw))
         if kw[:1].isspace():
             body = r"\s+" + body.removeprefix(r"\s+")
-        head = r"(?<!\w)" if re.match(r"\w", kw) else ""
-        tail = r"(?!\w)" if re.search(r"\w$", kw) else ""
+        head = r"(?<!\w)" if _spaced_word_char(kw[0]) else ""
+        tail = r"(?!\w)" if _spaced_word_char(kw[-1]) else ""
         alternatives.append(f"{head}{body}{tail}")
     return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def _spaced_word_char(char: str) -> bool:
+    """A word character of a script that separates words with spaces (below U+3000)."""
+    return ord(char) < 0x3000 and re.match(r"\w", char) is not None
 
 
 def _keywords_check(keywords: list[str]) -> Check:
