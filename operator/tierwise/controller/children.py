@@ -34,7 +34,14 @@ def identity_of(obj: Mapping[str, Any]) -> Identity:
 
 
 def content_hash(obj: Mapping[str, Any]) -> str:
-    """A stable hash of an object's content (key order does not matter)."""
+    """A stable hash of an object's content (key order does not matter).
+
+    ``spec.replicas`` is left out: the operator sets it at creation and then leaves it to
+    the autoscaler, and that hand-over must not read as a change of the object.
+    """
+    spec = obj.get("spec")
+    if isinstance(spec, Mapping) and "replicas" in spec:
+        obj = {**obj, "spec": {k: v for k, v in spec.items() if k != "replicas"}}
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -91,12 +91,12 @@ def build_registry(reconciler: Reconciler, config: KubeConfig) -> kopf.OperatorR
     labelled = {MODEL_DEPLOYMENT_LABEL: kopf.PRESENT}
 
     @on.event("apps", "v1", "deployments", labels=labelled, registry=registry)
-    def deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    async def deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         if namespace:
             reconciler.child_changed(namespace, owner=_owner_name(body), label=None)
 
     @on.event("", "v1", "pods", labels=labelled, registry=registry)
-    def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         if namespace:
             label = labels.get(MODEL_DEPLOYMENT_LABEL)
             reconciler.child_changed(namespace, owner=None, label=label)

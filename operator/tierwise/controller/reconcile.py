@@ -124,10 +124,10 @@ class Reconciler:
             outcome = plan.outcome.value
             if plan.writes:
                 log.info(
-                    "reconciled %s/%s: %d writes",
+                    "reconciled %s/%s: %s",
                     body["metadata"]["namespace"],
                     body["metadata"]["name"],
-                    plan.writes,
+                    describe(plan),
                 )
         except Exception as exc:
             self.metrics.errors.labels(kind=KIND, error=errors.error_label(exc)).inc()
@@ -162,6 +162,19 @@ class Reconciler:
         self._locks.pop(key, None)
         self._names = {k: v for k, v in self._names.items() if (k[0], v) != key}
         self.metrics.objects.labels(kind=KIND).set(len(self._locks))
+
+
+def describe(plan: Plan) -> str:
+    """One log line saying what a plan changed."""
+    parts = [
+        f"{'created' if a.created else 'applied'} {identity_of(a.obj)} ({a.manager})"
+        for a in plan.applies
+    ]
+    parts += [f"deleted {i}" for i in plan.deletes]
+    if plan.status is not None:
+        parts.append(f"status {plan.status.get('phase')}")
+    parts += [f"event {n.reason}" for n in plan.events]
+    return ", ".join(parts)
 
 
 def _resource(kind: str) -> Resource:

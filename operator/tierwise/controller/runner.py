@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import aiohttp.web
 import kopf
@@ -22,6 +22,8 @@ from tierwise.controller.handlers import build_registry, configure
 from tierwise.controller.kube import KubeClient, KubeConfig
 from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.reconcile import Reconciler
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class OperatorThread:
         self.options = options
         self.reconciler: Reconciler | None = None
         self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ready_timeout = ready_timeout
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -112,9 +115,17 @@ class OperatorThread:
     def writes(self) -> int:
         return self.reconciler.kube.total_writes if self.reconciler is not None else 0
 
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the operator's loop (where its client session lives)."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the operator is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
     def _main(self) -> None:
         def keep(reconciler: Reconciler) -> None:
             self.reconciler = reconciler
+            self._loop = asyncio.get_running_loop()
 
         try:
             asyncio.run(
