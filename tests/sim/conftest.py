@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,26 +19,6 @@ ZERO = PROFILES[Profile.ZERO]
 def sim_config(engine: EngineKind = EngineKind.VLLM, **latency: Any) -> SimConfig:
     """A zero-latency config with selected latency parameters overridden."""
     return SimConfig(engine=engine, model="sim-model", latency=dataclasses.replace(ZERO, **latency))
-
-
-@pytest.fixture(autouse=True)
-def _closed_loop_for_sync_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Give sync tests an event loop that is closed afterwards.
-
-    looptime's ``pytest_pyfunc_call`` hook calls ``policy.get_event_loop()`` for every test,
-    which silently creates (and leaks) a loop in a sync test run after an async one; the
-    leak then fails a later test with ``ResourceWarning: unclosed event loop``.
-    """
-    if inspect.iscoroutinefunction(request.function):
-        yield
-        return
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 @pytest.fixture
