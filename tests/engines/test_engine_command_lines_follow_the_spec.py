@@ -23,7 +23,7 @@ def test_sglang_command_matches_its_launch_server_cli() -> None:
     assert command[:3] == ["python3", "-m", "sglang.launch_server"]
     assert value_after(command, "--model-path") == "Qwen/Qwen3-8B"
     assert value_after(command, "--served-model-name") == "qwen"
-    assert value_after(command, "--tp") == "4"
+    assert value_after(command, "--tp-size") == "4"
     assert value_after(command, "--host") == "0.0.0.0"
     assert value_after(command, "--port") == "30000"
     assert "--enable-metrics" in command

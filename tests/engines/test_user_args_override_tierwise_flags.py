@@ -36,7 +36,7 @@ def test_no_args_leave_the_defaults(engine: str) -> None:
         ("vllm", ["--no-enable-prefix-caching"], "--enable-prefix-caching"),
         ("vllm", ["-q", "awq"], "--quantization"),
         ("sglang", ["--context-length", "8192"], "--context-length"),
-        ("sglang", ["--context-len", "8192"], "--context-length"),
+        ("sglang", ["--quantization=awq"], "--quantization"),
         ("sglang", ["--context-length=8192"], "--context-length"),
     ],
 )

@@ -18,7 +18,7 @@ GOLDEN = HERE / "golden"
 # A recent Kubernetes release whose schema kubernetes-validate ships.
 KUBERNETES_VERSION = "1.33"
 
-TP_FLAG = {"sglang": "--tp", "vllm": "--tensor-parallel-size"}
+TP_FLAG = {"sglang": "--tp-size", "vllm": "--tensor-parallel-size"}
 DP_FLAG = {"sglang": "--dp-size", "vllm": "--data-parallel-size"}
 
 # PodMonitor is a Prometheus Operator CRD that kubernetes-validate does not know: check the

@@ -1,8 +1,8 @@
 """SGLang: command line, probes and metric names, checked against SGLang's own source.
 
 Sources (sgl-project/sglang):
-- flags: ``python/sglang/srt/server_args.py`` (``ServerArgs.add_cli_args``) and
-  ``docs/advanced_features/server_arguments.md`` (which launches with ``--tp 2``);
+- flags: ``python/sglang/srt/server_args.py`` (``ServerArgs.add_cli_args``; port default
+  30000) and ``docs/advanced_features/server_arguments.md``;
 - health: ``python/sglang/srt/entrypoints/http_server.py``: ``/health`` answers 503 while
   the server is starting and while it shuts down gracefully, 200 otherwise;
   ``/health_generate`` additionally runs a one-token generation when the scheduler is idle
@@ -44,24 +44,26 @@ METRICS = EngineMetrics(
     prefix_cache_hit_rate=CACHE_HIT_RATE,
 )
 
-# server_args.py declares ``--tensor-parallel-size``/``--tp-size``,
-# ``--data-parallel-size``/``--dp-size`` and ``--model-path``/``--model``; the docs' ``--tp``
-# and ``--dp`` are argparse's unique-prefix forms.
+# server_args.py (checked in the 0.5.2 wheel the default image ships) declares
+# ``--tensor-parallel-size``/``--tp-size``, ``--data-parallel-size``/``--dp-size`` and
+# ``--model-path``/``--model``. SGLang's docs write ``--tp 2``, which works only as
+# argparse's unique-prefix abbreviation of ``--tp-size``; Tierwise emits the declared
+# ``--tp-size`` so a future ``--tp-*`` flag cannot make its command ambiguous, and treats
+# the abbreviations users write (``--tp``, ``--dp``) as the same flag.
 SYNTAX = FlagSyntax(
     aliases={
-        "--tp-size": "--tp",
-        "--tensor-parallel-size": "--tp",
-        "--model": "--model-path",
-        "--context-len": "--context-length",
-        "--data-parallel-size": "--dp-size",
+        "--tp": "--tp-size",
+        "--tensor-parallel-size": "--tp-size",
         "--dp": "--dp-size",
+        "--data-parallel-size": "--dp-size",
+        "--model": "--model-path",
     }
 )
 
 RESERVED = {
     "--model-path": "set spec.model.uri",
     "--served-model-name": "set spec.model.servedName",
-    "--tp": "set spec.engine.tensorParallelSize (GPU limits follow it)",
+    "--tp-size": "set spec.engine.tensorParallelSize (GPU limits follow it)",
     "--dp-size": "set spec.resources.gpus to a multiple of tensorParallelSize",
     "--port": f"the engine always listens on {PORT}, where the probes and Service point",
     "--host": "the engine always listens on 0.0.0.0 so probes and the Service reach it",
@@ -72,7 +74,7 @@ def flags(launch: LaunchConfig) -> Sequence[tuple[str, ...]]:
     out: list[tuple[str, ...]] = [
         ("--model-path", launch.model),
         ("--served-model-name", launch.served_name),
-        ("--tp", str(launch.tensor_parallel_size)),
+        ("--tp-size", str(launch.tensor_parallel_size)),
         ("--host", "0.0.0.0"),  # the pod IP must be reachable, not only loopback
         ("--port", str(PORT)),
         ("--enable-metrics",),
