@@ -1,0 +1,195 @@
+"""``tierwise router``: run the data plane.
+
+Why it exists: in a cluster the router reads the table file the operator writes
+(``--table PATH``); locally it builds the same table from a RoutingPolicy and a map of
+endpoints (``--policy RP.yaml --endpoints EP.yaml``), where EP.yaml maps each
+ModelDeployment name to a list of base URLs::
+
+    small-model: [http://127.0.0.1:8001, http://127.0.0.1:8002]
+    large-model: [http://127.0.0.1:8003]
+
+ModelDeployment documents (in the policy file or ``--deployments`` files) supply served
+model names and prices. The files are polled for changes (about once a second) and SIGHUP
+reloads at once; a table that fails to load is logged and counted and the old one stays.
+SIGTERM/SIGINT drain in-flight requests (up to ``--shutdown-grace``) and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from tierwise.api.documents import load_documents
+from tierwise.api.model_deployment import ModelDeployment
+from tierwise.api.routing_policy import RoutingPolicy
+from tierwise.router.http.server import ServerLimits
+from tierwise.router.server import ClassifierBackend, Settings, TableSource, create_app
+from tierwise.router.table import RoutingTable, build_table, load_table
+
+log = logging.getLogger("tierwise.router")
+
+
+class ConfigError(ValueError):
+    """The router's input files are unusable (message says which and why)."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("router", help="run the OpenAI-compatible tier router")
+    source = parser.add_argument_group("routing table (one of)")
+    source.add_argument("--table", type=Path, help="routing table file the operator writes")
+    source.add_argument("--policy", type=Path, help="RoutingPolicy YAML (with --endpoints)")
+    parser.add_argument("--endpoints", type=Path, help="YAML: ModelDeployment name -> URLs")
+    parser.add_argument("--deployments", type=Path, action="append", default=[],
+                        help="ModelDeployment YAML for served names and prices (repeatable)")
+    parser.add_argument("--secrets-dir", default=None,
+                        help="folder where API-key Secrets are mounted as NAME/KEY files")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--pending-wait", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a request waits for a tier scaled to zero")
+    parser.add_argument("--upstream-timeout", type=float, default=600.0, metavar="SECONDS")
+    parser.add_argument("--max-body-mib", type=float, default=32.0)
+    parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument("--classifier", choices=[c.value for c in ClassifierBackend],
+                        default=ClassifierBackend.AUTO.value)
+    parser.add_argument("--log-level", default="warning",
+                        choices=["debug", "info", "warning", "error"])
+    parser.set_defaults(handler=run)
+
+
+def table_source(args: argparse.Namespace) -> TableSource:
+    """The table loader the arguments name (raises :class:`ConfigError`)."""
+    if (args.table is None) == (args.policy is None):
+        raise ConfigError("give either --table PATH or --policy RP.yaml --endpoints EP.yaml")
+    if args.table is not None:
+        path: Path = args.table
+        return TableSource(lambda: load_table(path), lambda: _stamp([path]))
+    if args.endpoints is None:
+        raise ConfigError("--policy needs --endpoints EP.yaml (ModelDeployment name -> URLs)")
+    files = [args.policy, args.endpoints, *args.deployments]
+    return TableSource(
+        lambda: policy_table(args.policy, args.endpoints, args.deployments,
+                             secrets_dir=args.secrets_dir),
+        lambda: _stamp(files),
+    )
+
+
+def _stamp(paths: Sequence[Path]) -> tuple[tuple[float, int] | None, ...]:
+    out: list[tuple[float, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+            out.append((st.st_mtime, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def policy_table(
+    policy_path: Path,
+    endpoints_path: Path,
+    deployment_paths: Sequence[Path] = (),
+    *,
+    secrets_dir: str | None = None,
+) -> RoutingTable:
+    """The table ``tierwise router --policy --endpoints`` serves."""
+    policies: list[RoutingPolicy] = []
+    deployments: dict[str, ModelDeployment] = {}
+    for path in (policy_path, *deployment_paths):
+        for doc in load_documents(path):
+            if doc.issues:
+                issues = "; ".join(str(issue) for issue in doc.issues)
+                raise ConfigError(f"{path}: {doc.label}: {issues}")
+            if isinstance(doc.resource, RoutingPolicy):
+                policies.append(doc.resource)
+            elif isinstance(doc.resource, ModelDeployment):
+                deployments[doc.resource.metadata.name] = doc.resource
+    if len(policies) != 1:
+        raise ConfigError(f"{policy_path}: expected one RoutingPolicy, found {len(policies)}")
+    endpoints = read_endpoints(endpoints_path)
+    return build_table(policies[0], endpoints, secrets_dir=secrets_dir, deployments=deployments)
+
+
+def read_endpoints(path: Path) -> Mapping[str, list[str]]:
+    """EP.yaml: a mapping of ModelDeployment name to a list of base URLs (or one URL)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("endpoints"), dict):
+        raw = raw["endpoints"]
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of ModelDeployment name to URLs")
+    out: dict[str, list[str]] = {}
+    for name, urls in raw.items():
+        items = [urls] if isinstance(urls, str) else urls or []
+        if not isinstance(items, list) or not all(isinstance(u, str) for u in items):
+            raise ConfigError(f"{path}: {name}: expected a list of base URLs")
+        bad = [u for u in items if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ConfigError(f"{path}: {name}: {bad[0]!r} must start with http:// or https://")
+        out[str(name)] = items
+    return out
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    limits = ServerLimits(max_body_bytes=int(args.max_body_mib * 1024 * 1024))
+    return Settings(
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        pending_wait_s=args.pending_wait,
+        upstream_timeout_s=args.upstream_timeout,
+        shutdown_grace_s=args.shutdown_grace,
+        scrape_interval_s=args.scrape_interval,
+        classifier=ClassifierBackend(args.classifier),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        source = table_source(args)
+        table = source.load()
+    except (ConfigError, ValueError) as exc:
+        print(f"tierwise router: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.run(serve(table, settings_from(args), source))
+    result: int = uvloop.run(serve(table, settings_from(args), source))
+    return result
+
+
+async def serve(table: RoutingTable, settings: Settings, source: TableSource | None) -> int:
+    """Run a router until SIGTERM or SIGINT; return the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = create_app(table, settings)
+    try:
+        async with app.running(source) as port:
+            print(f"tierwise router: table {table.version} on http://{settings.host}:{port}",
+                  flush=True)
+            await stop.wait()
+    except Exception as exc:
+        log.error("router failed: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,269 @@
+"""The router process: OpenAI-compatible endpoints, table installs, background tasks.
+
+Why it exists: one object, built by :func:`create_app`, owns everything a router
+process has — the HTTP server, the upstream pool, metrics, live replica loads, the
+current routing table — and a lifespan (:meth:`RouterApp.running`) that starts and stops
+every background task (load scraping, table watching) with it. No globals.
+
+Endpoints: ``POST /v1/chat/completions`` and ``/v1/completions`` (routed and proxied),
+``GET /v1/models`` (the policy's model aliases), ``/healthz`` (the process is up),
+``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down),
+``/metrics`` (Prometheus text).
+
+Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.fallback
+.Snapshot` (targets with API keys read from their files, replica loads kept by URL, the
+balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) and swaps
+it in with one assignment; requests in flight finish on the snapshot they started with.
+A table that cannot be installed (unreadable key file, classifier that cannot load)
+raises and the old one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tierwise.api.routing_policy import ClassifierSpec
+from tierwise.router.balance import Balancer, make_balancer
+from tierwise.router.classifier import (
+    Classifier,
+    ClassifierUnavailableError,
+    EmbeddingClassifier,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+)
+from tierwise.router.fallback import (
+    JSON,
+    ErrorKind,
+    Proxy,
+    Snapshot,
+    send_error,
+    send_status_error,
+)
+from tierwise.router.http.client import UpstreamPool
+from tierwise.router.http.server import HttpServer, Request, ResponseWriter, ServerLimits
+from tierwise.router.loadwatch import LoadBook, Scraper, scraping
+from tierwise.router.metrics import RouterMetrics
+from tierwise.router.table import RoutingTable, TableHolder
+from tierwise.router.upstream import KeyStore, make_target
+
+log = logging.getLogger(__name__)
+
+TableLoader = Callable[[], RoutingTable]
+"""Reads the table's source again (a table file, or policy + endpoints files)."""
+
+
+class ClassifierBackend(StrEnum):
+    AUTO = "auto"  # the packaged MiniLM model when installed, else hashing (with a warning)
+    MINILM = "minilm"
+    HASHING = "hashing"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    pending_wait_s: float = 30.0
+    upstream_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    scrape_interval_s: float = 1.0
+    scrape_timeout_s: float = 0.5
+    shutdown_grace_s: float = 30.0
+    watch_interval_s: float = 1.0
+    classifier: ClassifierBackend = ClassifierBackend.AUTO
+    reuse_port: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TableSource:
+    """Where the table comes from: ``load`` reads it, ``stamp`` changes when it may have."""
+
+    load: TableLoader
+    stamp: Callable[[], object]
+
+
+class RouterApp:
+    """A router process's state (see the module docstring). Build inside a running loop."""
+
+    def __init__(self, table: RoutingTable, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = RouterMetrics()
+        self.pool = UpstreamPool(connect_timeout_s=settings.connect_timeout_s)
+        self.book = LoadBook()
+        self.proxy = Proxy(self.pool, self.metrics, self.book,
+                           pending_wait_s=settings.pending_wait_s)
+        self.holder = TableHolder(table)
+        self.server = HttpServer(self.handle, send_status_error, settings.limits)
+        self.port = 0
+        self.shutting_down = False
+        self._models = b""
+        self._classifier: tuple[ClassifierSpec | None, Classifier | None] = (None, None)
+        self._routes = {
+            "/v1/chat/completions": ("POST", self.proxy.handle),
+            "/v1/completions": ("POST", self.proxy.handle),
+            "/v1/models": ("GET", self._list_models),
+            "/healthz": ("GET", self._healthz),
+            "/readyz": ("GET", self._readyz),
+            "/metrics": ("GET", self._metrics),
+        }
+
+    async def install(self, table: RoutingTable) -> None:
+        """Swap in ``table``; raise (keeping the old one) when it cannot be used."""
+        keys = KeyStore()
+        timeout = self.settings.upstream_timeout_s
+        targets = {
+            ep.url: make_target(ep, keys, default_timeout_s=timeout)
+            for tier in table.tiers
+            for ep in tier.endpoints
+        }
+        classifier = await self._classifier_for(table.spec.classifier)
+        current = self.proxy.snapshot
+        balancer: Balancer
+        if current is not None and current.table.spec.balancing == table.spec.balancing:
+            balancer = current.balancer
+        else:
+            balancer = make_balancer(table.spec.balancing)
+        retain = getattr(balancer, "retain", None)
+        if retain is not None:
+            retain(set(targets))
+        loads = self.book.sync(table)
+        self.holder.swap(table)
+        self._models = _models_body(table)
+        self.metrics.declare_tiers(t.name for t in table.tiers)
+        self.metrics.table_version = table.version
+        self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
+        log.info("routing table %s installed: %s", table.version,
+                 ", ".join(f"{t.name}={len(t.endpoints)}" for t in table.tiers))
+
+    async def _classifier_for(self, spec: ClassifierSpec | None) -> Classifier | None:
+        if spec is None:
+            return None
+        if self._classifier[0] == spec:
+            return self._classifier[1]
+        classifier = await asyncio.to_thread(self._build_classifier, spec)
+        self._classifier = (spec, classifier)
+        return classifier
+
+    def _build_classifier(self, spec: ClassifierSpec) -> Classifier:
+        backend = self.settings.classifier
+        if backend is not ClassifierBackend.HASHING:
+            try:
+                return EmbeddingClassifier(spec, SentenceTransformerEmbedder.load(spec.model))
+            except ClassifierUnavailableError as exc:
+                if backend is ClassifierBackend.MINILM:
+                    raise
+                log.warning("classifier falls back to lexical hashing: %s", exc)
+        return EmbeddingClassifier(spec, HashingEmbedder())
+
+    async def reload(self, source: TableSource) -> bool:
+        """Read ``source`` and install it; on failure log, count, keep the old table."""
+        try:
+            table = await asyncio.to_thread(source.load)
+            await self.install(table)
+        except Exception as exc:  # any bad input must leave the router serving
+            self.metrics.reloads["error"] += 1
+            log.error("routing table rejected, keeping version %s: %s",
+                      self.holder.current.version, exc)
+            return False
+        self.metrics.reloads["ok"] += 1
+        return True
+
+    # -- requests ----------------------------------------------------------------------
+    async def handle(self, request: Request, writer: ResponseWriter) -> None:
+        route = self._routes.get(request.path)
+        if route is None:
+            send_error(writer, ErrorKind.NOT_FOUND, f"No route for {request.path}")
+            return
+        if request.method != route[0]:
+            send_error(writer, ErrorKind.METHOD, f"Use {route[0]} for {request.path}",
+                       headers=[("allow", route[0])])
+            return
+        await route[1](request, writer)
+
+    async def _list_models(self, request: Request, writer: ResponseWriter) -> None:
+        writer.send(200, JSON, self._models)
+
+    async def _healthz(self, request: Request, writer: ResponseWriter) -> None:
+        writer.send(200, JSON, b'{"status":"ok"}')
+
+    async def _readyz(self, request: Request, writer: ResponseWriter) -> None:
+        snap = self.proxy.snapshot
+        ready = (
+            not self.shutting_down
+            and snap is not None
+            and any(load.healthy for loads in snap.loads.values() for load in loads)
+        )
+        version = snap.table.version if snap is not None else ""
+        body = orjson.dumps({"ready": ready, "tableVersion": version})
+        writer.send(200 if ready else 503, JSON, body)
+
+    async def _metrics(self, request: Request, writer: ResponseWriter) -> None:
+        writer.send(200, [("content-type", CONTENT_TYPE_LATEST)],
+                    generate_latest(self.metrics.registry))
+
+    # -- lifespan ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self, source: TableSource | None = None) -> AsyncIterator[int]:
+        """Serve until the block exits; yield the bound port. Drains on exit."""
+        if self.proxy.snapshot is None:
+            await self.install(self.holder.current)
+        scraper = Scraper(self.book, self.pool, interval_s=self.settings.scrape_interval_s,
+                          timeout_s=self.settings.scrape_timeout_s)
+        self.port = await self.server.start(self.settings.host, self.settings.port,
+                                            reuse_port=self.settings.reuse_port)
+        watcher = None
+        if source is not None:
+            watcher = asyncio.get_running_loop().create_task(self._watch(source))
+        try:
+            async with scraping(scraper):
+                yield self.port
+        finally:
+            self.shutting_down = True
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await self.server.shutdown(self.settings.shutdown_grace_s)
+            await self.pool.close()
+
+    async def _watch(self, source: TableSource) -> None:
+        """Poll ``source.stamp`` and reload on change; SIGHUP reloads at once."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, wake.set)
+        stamp = source.stamp()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.watch_interval_s):
+                        await wake.wait()
+                forced = wake.is_set()
+                wake.clear()
+                new_stamp = source.stamp()
+                if forced or new_stamp != stamp:
+                    stamp = new_stamp
+                    await self.reload(source)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _models_body(table: RoutingTable) -> bytes:
+    data = [{"id": alias, "object": "model", "created": 0, "owned_by": "tierwise"}
+            for alias in sorted(table.aliases)]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+def create_app(table: RoutingTable, settings: Settings | None = None) -> RouterApp:
+    """A router for ``table``; call inside a running event loop, then use ``running()``."""
+    return RouterApp(table, settings or Settings())

@@ -1,0 +1,399 @@
+"""Forward one request to one upstream and relay the answer: bytes in, bytes out.
+
+Why it exists: this is the proxy's inner loop, and the place where "clients must not
+notice the router" is kept or lost. It forwards the client's ORIGINAL body with only
+``model`` replaced (spliced into the bytes when that is unambiguous, else re-encoded once
+with orjson; unknown fields pass untouched), relays a streamed answer's bytes as they
+arrive without re-encoding, and reads token usage on the way.
+
+Token counting for streams: when the client did not ask for
+``stream_options.include_usage``, the router asks the upstream for it anyway (so cost is
+counted from the engine's own numbers) and removes that extra usage event from the
+client's stream; the client sees the stream it asked for. When no usage arrives at all
+(an upstream that ignores the option), completion tokens are estimated as the number of
+content events. A non-streamed answer's ``usage`` is read with two byte searches, not a
+JSON parse.
+
+Errors: :class:`UpstreamStatusError` (the upstream answered 429 or 5xx, before anything
+reached the client) and :class:`~tierwise.router.http.client.UpstreamError` (connection
+failures) are raised for :mod:`tierwise.router.fallback` to retry; once the client has
+received bytes nothing is retried, and a stream that breaks ends with an OpenAI-style
+``error`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from tierwise.router.http.client import (
+    Origin,
+    StaleConnectionError,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamPool,
+)
+from tierwise.router.http.server import Header, ResponseWriter
+from tierwise.router.table import Endpoint
+
+_MODEL_KEY = re.compile(rb'"model"\s*:\s*')
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_USAGE_OPTION = b'"stream_options":{"include_usage":true},'
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"date",
+        b"server",
+        b"proxy-connection",
+        b"upgrade",
+        b"trailer",
+    }
+)
+API_PATHS = {"/v1/chat/completions": "/chat/completions", "/v1/completions": "/completions"}
+
+
+class KeyFileError(Exception):
+    """An external endpoint's API key file cannot be read (the message names the file)."""
+
+
+class UpstreamStatusError(Exception):
+    """The upstream answered 429 or 5xx before the client received anything."""
+
+    def __init__(self, status: int, body: bytes, retry_after: str | None) -> None:
+        super().__init__(f"upstream answered {status}")
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream took longer than the endpoint's timeout."""
+
+
+class KeyStore:
+    """API keys read from mounted Secret files, once per table load, cached by path."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+
+    def load(self, path: str) -> str:
+        try:
+            key = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise KeyFileError(f"cannot read API key file {path}: {exc.strerror}") from None
+        if not key:
+            raise KeyFileError(f"API key file {path} is empty")
+        self._keys[path] = key
+        return key
+
+    def get(self, path: str) -> str:
+        return self._keys[path] if path in self._keys else self.load(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An endpoint made ready to send to: where to connect and the request head bytes up to
+    the Content-Length value, per API path. Holds the API key; never log it."""
+
+    endpoint: Endpoint
+    origin: Origin
+    heads: Mapping[str, bytes]
+    secret: bytes | None
+    timeout_s: float
+
+    def __repr__(self) -> str:  # keep the key out of any accidental log line
+        return f"Target({self.endpoint.backend} at {self.endpoint.url})"
+
+
+def make_origin(url: str) -> Origin:
+    """The origin (scheme, host, port) of ``url``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme or "http"
+    return Origin(scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
+
+
+def make_target(endpoint: Endpoint, keys: KeyStore, *, default_timeout_s: float) -> Target:
+    """Prepare ``endpoint``; reads its key file (raising :class:`KeyFileError`)."""
+    base = urlsplit(endpoint.api_base)
+    origin = make_origin(endpoint.api_base)
+    secret = keys.get(endpoint.api_key_file) if endpoint.api_key_file else None
+    auth = f"authorization: Bearer {secret}\r\n" if secret else ""
+    heads = {
+        path: (
+            f"POST {base.path.rstrip('/')}{suffix} HTTP/1.1\r\nhost: {origin.host_header}\r\n"
+            f"content-type: application/json\r\n{auth}content-length: "
+        ).encode("latin-1")
+        for path, suffix in API_PATHS.items()
+    }
+    timeout = endpoint.timeout_s or default_timeout_s
+    return Target(endpoint, origin, heads, secret.encode() if secret else None, timeout)
+
+
+def rewrite_body(raw: bytes, body: Mapping[str, Any], model: str, *, add_usage: bool) -> bytes:
+    """The client's bytes with ``model`` set to ``model`` (and the usage option added)."""
+    out = raw
+    if body.get("model") != model:
+        spliced = _splice_model(raw, body.get("model"), model)
+        if spliced is None:
+            return _reencode(body, model, add_usage=add_usage)
+        out = spliced
+    if add_usage:
+        if "stream_options" in body:
+            return _reencode(body, model, add_usage=True)
+        brace = out.index(b"{") + 1
+        out = out[:brace] + _USAGE_OPTION + out[brace:]
+    return out
+
+
+def _splice_model(raw: bytes, current: object, model: str) -> bytes | None:
+    keys = list(_MODEL_KEY.finditer(raw))
+    if len(keys) != 1 or not isinstance(current, str):
+        return None
+    start = keys[0].end()
+    encoded = orjson.dumps(current)
+    if not raw.startswith(encoded, start):
+        return None
+    return raw[:start] + orjson.dumps(model) + raw[start + len(encoded) :]
+
+
+def _reencode(body: Mapping[str, Any], model: str, *, add_usage: bool) -> bytes:
+    copy = dict(body)
+    copy["model"] = model
+    if add_usage:
+        options = copy.get("stream_options")
+        copy["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                  "include_usage": True}
+    return orjson.dumps(copy)
+
+
+def wants_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one forwarded request produced."""
+
+    status: int
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_byte_at: float | None = None
+    stream_error: str | None = None
+
+
+def read_usage(data: bytes) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` of the last usage object in ``data``."""
+    at = data.rfind(b'"usage"')
+    if at < 0:
+        return None, None
+    prompt = _PROMPT_TOKENS.search(data, at)
+    completion = _COMPLETION_TOKENS.search(data, at)
+    return (
+        int(prompt.group(1)) if prompt else None,
+        int(completion.group(1)) if completion else None,
+    )
+
+
+class SseRelay:
+    """Body sink for a streamed answer: writes complete SSE events to the client as they
+    arrive (the bytes as received), holds back only an incomplete trailing event, reads the
+    usage event and optionally removes it (see the module docstring)."""
+
+    __slots__ = ("_held", "_strip", "_writer", "completion", "events", "first_at", "prompt")
+
+    def __init__(self, writer: ResponseWriter, *, strip_usage: bool) -> None:
+        self._writer = writer
+        self._strip = strip_usage
+        self._held = b""
+        self.prompt: int | None = None
+        self.completion: int | None = None
+        self.events = 0
+        self.first_at: float | None = None
+
+    def __call__(self, data: bytes) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        self.events += data.count(b"data:")
+        if (
+            not self._held
+            and data.endswith(b"\n\n")
+            and b'"usage":{' not in data
+            and b'"usage": {' not in data
+        ):
+            self._writer.write(data)
+            return
+        buf = self._held + data if self._held else data
+        cut = -1
+        for match in _EVENT_END.finditer(buf):
+            cut = match.end()
+        if cut < 0:
+            self._held = buf
+            return
+        complete, self._held = buf[:cut], buf[cut:]
+        if _USAGE_OBJECT.search(complete):
+            complete = self._take_usage(complete)
+        self._writer.write(complete)
+
+    def _take_usage(self, complete: bytes) -> bytes:
+        kept: list[bytes] = []
+        start = 0
+        for match in _EVENT_END.finditer(complete):
+            event = complete[start : match.end()]
+            start = match.end()
+            if _USAGE_OBJECT.search(event):
+                prompt, completion = read_usage(event)
+                self.prompt = prompt if prompt is not None else self.prompt
+                self.completion = completion if completion is not None else self.completion
+                if self._strip and (b'"choices":[]' in event or b'"choices": []' in event):
+                    self.events -= 1
+                    continue
+            kept.append(event)
+        return b"".join(kept)
+
+    def finish(self) -> None:
+        """Flush what is held (an upstream that ended without a final blank line)."""
+        if self._held:
+            self._writer.write(self._held)
+            self._held = b""
+
+    @property
+    def estimated_completion(self) -> int:
+        """Content events, less the final ``[DONE]``: a token estimate without usage."""
+        return max(self.events - 1, 0)
+
+
+def client_headers(conn: UpstreamConnection, decision: Sequence[Header]) -> list[Header]:
+    """Upstream headers minus hop-by-hop ones, plus the decision headers."""
+    out = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in conn.headers
+        if name.lower() not in _HOP_BY_HOP
+    ]
+    out += decision
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """One attempt: where, what, and the decision headers the client gets."""
+
+    target: Target
+    path: str
+    body: bytes
+    stream: bool
+    strip_usage: bool
+    decision: Sequence[Header]
+
+
+async def forward(pool: UpstreamPool, fwd: Forward, writer: ResponseWriter) -> Outcome:
+    """Send ``fwd`` and answer the client; raise before the first client byte to retry."""
+    data = fwd.target.heads[fwd.path] + b"%d\r\n\r\n" % len(fwd.body) + fwd.body
+    conn: UpstreamConnection | None = None
+    try:
+        async with asyncio.timeout(fwd.target.timeout_s):
+            conn = await _open(pool, fwd.target.origin, data)
+            status = conn.status
+            if status == 429 or status >= 500 or (fwd.target.secret and status in (401, 403)):
+                body = await conn.read_body()
+                retry_after = conn.header(b"retry-after")
+                pool.release(conn)
+                raise UpstreamStatusError(
+                    status, _scrub(body, fwd.target.secret),
+                    retry_after.decode("latin-1") if retry_after else None,
+                )
+            if fwd.stream and status == 200:
+                outcome = await _relay(conn, fwd, writer)
+            else:
+                outcome = await _whole(conn, fwd, writer)
+        pool.release(conn)
+        return outcome
+    except TimeoutError:
+        if conn is not None:
+            conn.close()
+        if writer.started and not writer.finished:  # a stream ran out of time
+            writer.write(stream_error_event("the upstream took too long; partial answer"))
+            writer.end()
+            return Outcome(200, stream_error="UpstreamTimeoutError")
+        raise UpstreamTimeoutError(f"no complete answer within {fwd.target.timeout_s:g}s") from None
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+async def _open(pool: UpstreamPool, origin: Origin, data: bytes) -> UpstreamConnection:
+    conn = await pool.acquire(origin)
+    try:
+        conn.send(data)
+        await conn.read_head()
+    except StaleConnectionError:
+        conn.close()
+        conn = await pool.connect(origin)
+        conn.send(data)
+        await conn.read_head()
+    return conn
+
+
+async def _whole(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
+    body = await conn.read_body()
+    outcome = Outcome(conn.status, first_byte_at=time.monotonic())
+    if conn.status == 200:
+        outcome.prompt_tokens, outcome.completion_tokens = read_usage(body)
+    elif fwd.target.secret:
+        body = _scrub(body, fwd.target.secret)
+    writer.send(conn.status, client_headers(conn, fwd.decision), body)
+    return outcome
+
+
+async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
+    relay = SseRelay(writer, strip_usage=fwd.strip_usage)
+    writer.start(200, client_headers(conn, fwd.decision))
+    writer.pause_hook = conn.pause_reading
+    outcome = Outcome(200)
+    try:
+        conn.set_sink(relay)
+        await conn.wait_done()
+        relay.finish()
+    except UpstreamError as exc:
+        relay.finish()
+        outcome.stream_error = type(exc).__name__
+        writer.write(stream_error_event("the upstream stream broke off; partial answer"))
+        conn.close()
+    finally:
+        writer.pause_hook = None
+    writer.end()
+    outcome.first_byte_at = relay.first_at
+    outcome.prompt_tokens = relay.prompt
+    outcome.completion_tokens = (
+        relay.completion if relay.completion is not None else relay.estimated_completion
+    )
+    return outcome
+
+
+def stream_error_event(message: str) -> bytes:
+    error = {"error": {"message": message, "type": "server_error", "code": "upstream_error"}}
+    return b"data: " + orjson.dumps(error) + b"\n\n"
+
+
+def _scrub(body: bytes, secret: bytes | None) -> bytes:
+    """Remove the API key (and its tail, as providers echo masked keys) from a body."""
+    if not secret:
+        return body
+    body = body.replace(secret, b"[redacted]")
+    tail = secret[-8:]
+    return body.replace(tail, b"[redacted]") if len(secret) > 16 else body
