@@ -40,7 +40,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    settings.batching.error_delays = (1, 2, 5, 10, 30)
+    settings.queueing.error_delays = (1, 2, 5, 10, 30)
 
 
 def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:

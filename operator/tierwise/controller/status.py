@@ -87,7 +87,7 @@ def deployment_health(
     spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
     desired = spec.get("replicas")
     desired = int(desired) if desired is not None else 1
-    failure = _deployment_failure(st) or _pod_failure(pods)
+    failure = _pod_failure(pods) or _deployment_failure(st)
     generation = (deployment.get("metadata") or {}).get("generation")
     observed_gen = st.get("observedGeneration")
     updated = int(st.get("updatedReplicas") or 0)
