@@ -8,9 +8,9 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+from controller_helpers import operator_options
 
-from tierwise.controller.kube import load_config
-from tierwise.controller.runner import OperatorOptions, OperatorThread
+from tierwise.controller.runner import OperatorThread
 from tierwise.local.cluster import EmulatedCluster
 from tierwise.local.workloads import FakeBackend
 
@@ -48,10 +48,6 @@ def apps(api: kubernetes.client.ApiClient) -> kubernetes.client.AppsV1Api:
 @pytest.fixture
 def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
     return kubernetes.client.CoreV1Api(api)
-
-
-def operator_options(cluster: EmulatedCluster) -> OperatorOptions:
-    return OperatorOptions(kube=load_config(str(cluster.kubeconfig_path)), debounce_s=0.05)
 
 
 @pytest.fixture

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierwise.controller.children import Identity, identity_of
+from tierwise.controller.kube import load_config
 from tierwise.controller.plan import AUTOSCALER_FIELD_MANAGER, Observed, Plan
+from tierwise.controller.runner import OperatorOptions
+
+if TYPE_CHECKING:
+    from tierwise.local.cluster import EmulatedCluster
 
 UID = "0d3c9a1e-0000-4000-8000-000000000001"
 
@@ -76,3 +81,8 @@ def ready(deployment: Mapping[str, Any], count: int | None = None) -> dict[str, 
     out["metadata"] = {**deployment["metadata"], "generation": 1}
     out["status"] = status
     return out
+
+
+def operator_options(cluster: EmulatedCluster) -> OperatorOptions:
+    """Options for an operator bound to the emulated cluster (short child-event debounce)."""
+    return OperatorOptions(kube=load_config(str(cluster.kubeconfig_path)), debounce_s=0.05)

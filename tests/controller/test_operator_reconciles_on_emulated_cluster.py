@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes.client
 import pytest
-from conftest import operator_options
+from controller_helpers import operator_options
 
 from tierwise.controller.runner import OperatorThread
 from tierwise.local.cluster import EmulatedCluster
