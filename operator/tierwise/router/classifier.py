@@ -160,6 +160,8 @@ def _load_sentence_transformer(name: str) -> Any:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if name not in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         raise ClassifierUnavailableError(
             f"embedding model {name!r} is not packaged; use all-MiniLM-L6-v2"

@@ -294,6 +294,34 @@ def load_table(path: str | Path) -> RoutingTable:
     return parse_table(raw, source=source)
 
 
+def load_endpoints(path: str | Path) -> dict[str, list[str]]:
+    """Read EP.yaml: a mapping of ModelDeployment name to a base URL or a list of them."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TableError([SpecIssue("", f"cannot read file: {exc.strerror}")], source) from exc
+    except yaml.YAMLError as exc:
+        raise TableError([SpecIssue("", f"malformed YAML: {exc}")], source) from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise TableError([SpecIssue("", "must map ModelDeployment names to base URLs")], source)
+    out: dict[str, list[str]] = {}
+    issues: list[SpecIssue] = []
+    for name, urls in raw.items():
+        items = [urls] if isinstance(urls, str) else urls
+        if not isinstance(items, list) or not all(
+            isinstance(u, str) and u.startswith(("http://", "https://")) for u in items
+        ):
+            issues.append(SpecIssue(str(name), "must be an http(s) base URL or a list of them"))
+            continue
+        out[str(name)] = items
+    if issues:
+        raise TableError(issues, source)
+    return out
+
+
 def parse_table(raw: Any, *, source: str = "routing table") -> RoutingTable:
     """Validate an already parsed table document (a mapping)."""
     issues: list[SpecIssue] = []
