@@ -22,9 +22,10 @@ Prefix-aware, step by step (tunables in brackets; spec fields in ``spec.balancin
        least load). If that prefix is shorter than ``minPrefixMatchTokens`` (default 32),
        or every replica is saturated, least-load decides and the affinity is a miss.
     5. ``record(ok=True)`` inserts the prompt's blocks into the chosen replica's index
-       (see :mod:`tierwise.router.prefix_tree`: [``block_chars``] 128 characters per block,
-       about 32 tokens; [``capacity_blocks``] 16,384 blocks per replica, about 2 M
-       characters or 500 k tokens, roughly one engine's KV cache) and pins the session.
+       (see :mod:`tierwise.router.prefix_tree`: [``block_chars``] 256 characters per block,
+       about 64 tokens, so a 2k-token prompt is 32 hashes; [``capacity_blocks``] 4,096
+       blocks per replica, about 1 M characters or 260 k tokens, roughly one engine's KV
+       cache) and pins the session.
 
 Least-load: in-flight requests plus the engine's queue depth; ties rotate. Round-robin:
 rotates over the healthy candidates. Backend ``weight`` is not applied by these policies.
@@ -83,8 +84,8 @@ class Choice:
 class BalancerTuning:
     """Tunables not in the CRD (see the module docstring)."""
 
-    block_chars: int = 128
-    capacity_blocks: int = 16_384
+    block_chars: int = 256
+    capacity_blocks: int = 4_096
     session_capacity: int = 65_536
     imbalance_factor: float = 1.5
     imbalance_slack: float = 4.0

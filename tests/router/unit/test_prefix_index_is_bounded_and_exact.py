@@ -42,17 +42,29 @@ def test_match_counts_leading_cached_blocks(inserted: list[str], query: str, blo
     assert index.match(keys(query)) == blocks
 
 
-def test_capacity_evicts_least_recently_used_leaves_first() -> None:
+def test_recently_used_prefixes_survive_eviction() -> None:
+    index = PrefixIndex(8)  # two generations of 4 blocks
+    p1, p2, p3, p4 = (keys(t * 8) for t in "abcd")  # 2 blocks each
+    for p in (p1, p2, p3):
+        index.insert(p)
+    index.insert(p1)  # touched again: survives the next rotation
+    index.insert(p4)
+    assert len(index) <= 8
+    assert index.match(p1) == 2
+    assert index.match(p2) == 0
+    assert index.match(p3) == 2
+    assert index.match(p4) == 2
+
+
+def test_prompt_longer_than_half_capacity_keeps_its_head() -> None:
     index = PrefixIndex(4)
-    index.insert(keys("aaaabbbbcccc"))  # 3 blocks
-    index.insert(keys("ddddeeee"))  # 2 more: one of the first prompt's must go
-    assert len(index) == 4
-    assert index.match(keys("aaaabbbbcccc")) == 2  # its leaf went, its root stayed
-    assert index.match(keys("ddddeeee")) == 2
+    index.insert(keys("abcdefghijklmnop"))  # 4 blocks, half capacity is 2
+    assert index.match(keys("abcdefghijklmnop")) == 2
+    assert len(index) == 2
 
 
 def test_zero_capacity_caches_nothing() -> None:
-    index = PrefixIndex(0)
+    index = PrefixIndex(1)  # no room for a generation
     index.insert(keys("aaaabbbb"))
     assert len(index) == 0
     with pytest.raises(ValueError, match="capacity"):
@@ -67,7 +79,7 @@ prompts = st.lists(st.text(alphabet="abé", min_size=0, max_size=40), min_size=1
 def test_binary_search_equals_linear_walk_under_eviction(
     inserted: list[str], queries: list[str], capacity: int
 ) -> None:
-    """The LRU keeps the set prefix-closed, so binary search is exact."""
+    """Generations keep the set prefix-closed, so binary search is exact."""
     index = PrefixIndex(capacity)
     for text in inserted:
         index.insert(keys(text, 2))
