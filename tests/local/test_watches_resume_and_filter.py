@@ -134,3 +134,12 @@ def test_malformed_selectors_are_400(core: kubernetes.client.CoreV1Api, selector
     with pytest.raises(kubernetes.client.exceptions.ApiException) as e:
         core.list_namespaced_config_map("default", label_selector=selector)
     assert e.value.status == 400
+
+
+async def test_namespaces_can_be_watched(
+    cluster: EmulatedCluster, core: kubernetes.client.CoreV1Api,
+) -> None:
+    version = core.list_namespace().metadata.resource_version
+    core.create_namespace({"metadata": {"name": "team"}})
+    events = await collect(cluster, "/api/v1/namespaces", count=1, resourceVersion=version)
+    assert names(events) == [("ADDED", "team")]

@@ -136,9 +136,12 @@ class EmulatedCluster:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-            self._loop = self._thread = None
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+                self._loop = self._thread = None
 
     def call(self, coro: Awaitable[T], timeout: float | None = 30) -> T:
         """Run a coroutine on the cluster's loop from another thread and wait for it."""

@@ -135,7 +135,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if _UNPARSEABLE.match(raw_request.path):
             raw_request = raw_request.clone(
-                rel_url=raw_request.rel_url.with_path(raw_request.path.rstrip("/") + _STAND_IN),
+                rel_url=raw_request.rel_url.with_path(raw_request.path.rstrip("/") + _STAND_IN)
+                .with_query(raw_request.rel_url.query),
                 headers={**raw_request.headers, _ORIGINAL_PATH: raw_request.path})
         response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
         return response
@@ -144,7 +145,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         original = request
         url = request.url
         if _ORIGINAL_PATH in request.headers:
-            url = url.with_path(request.headers[_ORIGINAL_PATH])
+            url = url.with_path(request.headers[_ORIGINAL_PATH]).with_query(url.query)
         resource, namespace, name, subresource = parse_path(url.path)
         if resource is not None:
             request = attrs.evolve(request, url=url, resource=resource, namespace=namespace,
