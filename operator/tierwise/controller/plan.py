@@ -142,9 +142,7 @@ def plan_reconcile(
     applies += _handoff(md, replicas, deployment, desired)
     deletes = unwanted(observed.children, (identity_of(o) for o in desired), owner_uid)
     status = _status(md, body, observed, replicas=replicas, now=now)
-    events = [_apply_note(a) for a in applies if a.manager == FIELD_MANAGER]
-    events += [Note(EventType.NORMAL, "Deleted", f"deleted {i}") for i in deletes]
-    events += _status_notes(body, status, [])
+    events = _change_notes(applies, deletes) + _status_notes(body, status, [])
     return Plan(
         applies=tuple(applies),
         deletes=tuple(deletes),
@@ -182,13 +180,19 @@ def _handoff(
     ]
 
 
-def _apply_note(apply: Apply) -> Note:
-    verb = "created" if apply.created else "updated"
-    return Note(
-        EventType.NORMAL,
-        "Created" if apply.created else "Updated",
-        f"{verb} {identity_of(apply.obj)}",
+def _change_notes(applies: Sequence[Apply], deletes: Sequence[Identity]) -> list[Note]:
+    """One event per kind of change (created, updated, deleted), naming every object."""
+    ours = [a for a in applies if a.manager == FIELD_MANAGER]
+    groups = (
+        ("Created", [identity_of(a.obj) for a in ours if a.created]),
+        ("Updated", [identity_of(a.obj) for a in ours if not a.created]),
+        ("Deleted", list(deletes)),
     )
+    return [
+        Note(EventType.NORMAL, reason, f"{reason.lower()} " + ", ".join(map(str, idents)))
+        for reason, idents in groups
+        if idents
+    ]
 
 
 def _status(

@@ -54,6 +54,8 @@ class Reconciler:
     debounce_s: float = 0.2
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _pending: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """The status this operator last wrote per object: kopf's body may predate it."""
     _names: dict[tuple[str, str], str] = field(default_factory=dict)
     """(namespace, selector label value) → ModelDeployment name, for pod events."""
 
@@ -64,7 +66,14 @@ class Reconciler:
         key = (meta["namespace"], meta["name"])
         self._names[(key[0], label_value(key[1]))] = key[1]
         async with self._lock(key):
-            return await self._measured(body)
+            written = self._written.get(key)
+            if written is not None:
+                body = {**body, "status": {**(body.get("status") or {}), **written}}
+            plan = await self._measured(body)
+            if plan.status is not None:
+                self._written[key] = plan.status
+        errors.raise_for_plan(plan)
+        return plan
 
     async def delete(self, body: Mapping[str, Any]) -> None:
         """Remove every child this object controls (owner references would, eventually)."""
@@ -105,7 +114,10 @@ class Reconciler:
         for resource in CHILD_RESOURCES:
             for obj in await self.kube.list(resource, namespace, label_selector=selector):
                 children[identity_of(obj)] = obj
-        pods = await self.kube.list(POD, namespace, label_selector=selector)
+        has_deployment = any(i.kind == "Deployment" for i in children)
+        pods = (
+            await self.kube.list(POD, namespace, label_selector=selector) if has_deployment else []
+        )
         missing = set()
         for ref in references:
             if await self.kube.get(_REF_RESOURCES[ref.kind], namespace, ref.name) is None:
@@ -135,7 +147,6 @@ class Reconciler:
         finally:
             self.metrics.duration.labels(kind=KIND).observe(time.perf_counter() - started)
             self.metrics.reconciles.labels(kind=KIND, outcome=outcome).inc()
-        errors.raise_for_plan(plan)
         return plan
 
     async def _refresh(self, key: tuple[str, str]) -> None:
@@ -160,6 +171,7 @@ class Reconciler:
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._locks.pop(key, None)
+        self._written.pop(key, None)
         self._names = {k: v for k, v in self._names.items() if (k[0], v) != key}
         self.metrics.objects.labels(kind=KIND).set(len(self._locks))
 
