@@ -39,9 +39,14 @@ import orjson
 from tierwise.api.routing_policy import FallbackAction, FallbackSpec
 from tierwise.router.balance import Affinity, Balancer, Choice, ReplicaLoad
 from tierwise.router.classifier import Classifier
-from tierwise.router.cost import ThroughputView, baseline_cost, request_cost
+from tierwise.router.cost import ThroughputView, per_token_price
 from tierwise.router.features import RequestView, request_view
-from tierwise.router.http.client import ConnectError, UpstreamError, UpstreamPool
+from tierwise.router.http.client import (
+    ConnectError,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimeoutError,
+)
 from tierwise.router.http.server import Header, Request, ResponseWriter
 from tierwise.router.loadwatch import LoadBook
 from tierwise.router.metrics import RouterMetrics
@@ -52,7 +57,6 @@ from tierwise.router.upstream import (
     Outcome,
     Target,
     UpstreamStatusError,
-    UpstreamTimeoutError,
     forward,
     rewrite_body,
     wants_usage,
@@ -192,6 +196,30 @@ class _Job:
             out.append(("x-tierwise-fallback", ",".join(self.fallbacks)))
         return out
 
+    def header_lines(self) -> bytes:
+        text = (f"x-tierwise-tier: {self.tier}\r\nx-tierwise-backend: {self.backend}\r\n"
+                f"x-tierwise-rule: {self.decision.rule}\r\n")
+        if self.fallbacks:
+            text += f"x-tierwise-fallback: {','.join(self.fallbacks)}\r\n"
+        return text.encode("latin-1")
+
+
+class _Prices:
+    """Per-token prices per tier, recomputed at most once a second (a GPU-hour price
+    depends on observed throughput, which moves slowly)."""
+
+    def __init__(self, throughput: ThroughputView, ttl_s: float = 1.0) -> None:
+        self._throughput = throughput
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[TierEntry, float, float, float]] = {}
+
+    def cost(self, tier: TierEntry, prompt: int, completion: int, now: float) -> float:
+        hit = self._cache.get(tier.name)
+        if hit is None or hit[0] is not tier or hit[1] < now:
+            p_in, p_out = per_token_price(tier, throughput=self._throughput, now=now)
+            hit = self._cache[tier.name] = (tier, now + self._ttl_s, p_in, p_out)
+        return prompt * hit[2] + completion * hit[3]
+
 
 class Proxy:
     """Serves generation requests against the installed :class:`Snapshot`."""
@@ -209,6 +237,7 @@ class Proxy:
         self.book = book
         self.pending_wait_s = pending_wait_s
         self.throughput = ThroughputView()
+        self._prices = _Prices(self.throughput)
         self.snapshot: Snapshot | None = None
         self._loop = asyncio.get_running_loop()
         self._changed: asyncio.Future[None] = self._loop.create_future()
@@ -342,7 +371,7 @@ class Proxy:
                 job.request.body, job.body, endpoint.upstream_model, add_usage=job.add_usage
             )
         fwd = Forward(snap.targets[endpoint.url], job.request.path, body, job.stream,
-                      job.add_usage, job.headers())
+                      job.add_usage, job.header_lines())
         in_flight = self.metrics.in_flight
         replica.in_flight += 1
         in_flight[tier.name] = in_flight.get(tier.name, 0) + 1
@@ -408,13 +437,13 @@ class Proxy:
             prompt = job.view.prompt_tokens
         completion = outcome.completion_tokens or 0
         self.throughput.add(tier.name, prompt + completion, now)
-        cost = request_cost(tier, prompt, completion, throughput=self.throughput, now=now)
-        base = baseline_cost(snap.table, prompt, completion, throughput=self.throughput, now=now)
+        prices = self._prices
+        cost = prices.cost(tier, prompt, completion, now)
+        base = prices.cost(snap.table.tiers[-1], prompt, completion, now)
         metrics.add_usage(tier.name, prompt, completion, cost=cost, baseline=base)
         for shadow in job.decision.shadow:
             if shadow.preempts and snap.table.has_tier(shadow.tier):
-                would = request_cost(snap.table.tier(shadow.tier), prompt, completion,
-                                     throughput=self.throughput, now=now)
+                would = prices.cost(snap.table.tier(shadow.tier), prompt, completion, now)
                 metrics.count_shadow(shadow.rule, shadow.tier, would)
 
 

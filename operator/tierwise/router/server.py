@@ -223,10 +223,14 @@ class RouterApp:
         watcher = None
         if source is not None:
             watcher = asyncio.get_running_loop().create_task(self._watch(source))
+        reaper = asyncio.get_running_loop().create_task(self.pool.reap())
         try:
             async with scraping(scraper):
                 yield self.port
         finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
             self.shutting_down = True
             if watcher is not None:
                 watcher.cancel()

@@ -23,10 +23,9 @@ received bytes nothing is retried, and a stream that breaks ends with an OpenAI-
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,9 @@ from tierwise.router.http.client import (
     UpstreamConnection,
     UpstreamError,
     UpstreamPool,
+    UpstreamTimeoutError,
 )
-from tierwise.router.http.server import Header, ResponseWriter
+from tierwise.router.http.server import ResponseWriter
 from tierwise.router.table import Endpoint
 
 _MODEL_KEY = re.compile(rb'"model"\s*:\s*')
@@ -78,10 +78,6 @@ class UpstreamStatusError(Exception):
         self.status = status
         self.body = body
         self.retry_after = retry_after
-
-
-class UpstreamTimeoutError(UpstreamError):
-    """The upstream took longer than the endpoint's timeout."""
 
 
 class KeyStore:
@@ -160,10 +156,14 @@ def rewrite_body(raw: bytes, body: Mapping[str, Any], model: str, *, add_usage: 
 
 
 def _splice_model(raw: bytes, current: object, model: str) -> bytes | None:
-    keys = list(_MODEL_KEY.finditer(raw))
-    if len(keys) != 1 or not isinstance(current, str):
+    """Replace the value of the only ``"model"`` key in ``raw``; None when ambiguous."""
+    at = raw.find(b'"model"')
+    if at < 0 or raw.find(b'"model"', at + 7) >= 0 or not isinstance(current, str):
         return None
-    start = keys[0].end()
+    match = _MODEL_KEY.match(raw, at)
+    if match is None:
+        return None
+    start = match.end()
     encoded = orjson.dumps(current)
     if not raw.startswith(encoded, start):
         return None
@@ -201,12 +201,22 @@ def read_usage(data: bytes) -> tuple[int | None, int | None]:
     at = data.rfind(b'"usage"')
     if at < 0:
         return None, None
-    prompt = _PROMPT_TOKENS.search(data, at)
-    completion = _COMPLETION_TOKENS.search(data, at)
-    return (
-        int(prompt.group(1)) if prompt else None,
-        int(completion.group(1)) if completion else None,
+    return _int_after(data, b'"prompt_tokens":', _PROMPT_TOKENS, at), _int_after(
+        data, b'"completion_tokens":', _COMPLETION_TOKENS, at
     )
+
+
+def _int_after(data: bytes, key: bytes, pattern: re.Pattern[bytes], at: int) -> int | None:
+    start = data.find(key, at)
+    if start >= 0:  # compact JSON (what engines send): no regex needed
+        start += len(key)
+        end = start
+        while end < len(data) and 48 <= data[end] <= 57:
+            end += 1
+        if end > start:
+            return int(data[start:end])
+    found = pattern.search(data, at)
+    return int(found.group(1)) if found else None
 
 
 class SseRelay:
@@ -277,76 +287,62 @@ class SseRelay:
         return max(self.events - 1, 0)
 
 
-def client_headers(conn: UpstreamConnection, decision: Sequence[Header]) -> list[Header]:
-    """Upstream headers minus hop-by-hop ones, plus the decision headers."""
-    out = [
-        (name.decode("latin-1"), value.decode("latin-1"))
+def client_headers(conn: UpstreamConnection, decision: bytes) -> bytes:
+    """Upstream header lines minus hop-by-hop ones, plus the decision header lines."""
+    lines = [
+        b"%b: %b\r\n" % (name, value)
         for name, value in conn.headers
         if name.lower() not in _HOP_BY_HOP
     ]
-    out += decision
-    return out
+    lines.append(decision)
+    return b"".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """One attempt: where, what, and the decision headers the client gets."""
+    """One attempt: where, what, and the decision header lines the client gets."""
 
     target: Target
     path: str
     body: bytes
     stream: bool
     strip_usage: bool
-    decision: Sequence[Header]
+    decision: bytes
 
 
 async def forward(pool: UpstreamPool, fwd: Forward, writer: ResponseWriter) -> Outcome:
-    """Send ``fwd`` and answer the client; raise before the first client byte to retry."""
-    data = fwd.target.heads[fwd.path] + b"%d\r\n\r\n" % len(fwd.body) + fwd.body
-    conn: UpstreamConnection | None = None
+    """Send ``fwd`` and answer the client; raise before the first client byte to retry.
+
+    The request's deadline (the endpoint's timeout) is enforced by the pool's reaper."""
+    target = fwd.target
+    data = target.heads[fwd.path] + b"%d\r\n\r\n" % len(fwd.body) + fwd.body
+    conn = await pool.acquire(target.origin)
     try:
-        async with asyncio.timeout(fwd.target.timeout_s):
-            conn = await _open(pool, fwd.target.origin, data)
-            status = conn.status
-            if status == 429 or status >= 500 or (fwd.target.secret and status in (401, 403)):
-                body = await conn.read_body()
-                retry_after = conn.header(b"retry-after")
-                pool.release(conn)
-                raise UpstreamStatusError(
-                    status, _scrub(body, fwd.target.secret),
-                    retry_after.decode("latin-1") if retry_after else None,
-                )
-            if fwd.stream and status == 200:
-                outcome = await _relay(conn, fwd, writer)
-            else:
-                outcome = await _whole(conn, fwd, writer)
-        pool.release(conn)
-        return outcome
-    except TimeoutError:
-        if conn is not None:
-            conn.close()
-        if writer.started and not writer.finished:  # a stream ran out of time
-            writer.write(stream_error_event("the upstream took too long; partial answer"))
-            writer.end()
-            return Outcome(200, stream_error="UpstreamTimeoutError")
-        raise UpstreamTimeoutError(f"no complete answer within {fwd.target.timeout_s:g}s") from None
+        pool.arm(conn, target.timeout_s)
+        try:
+            conn.send(data)
+            await conn.read_head()
+        except StaleConnectionError:
+            pool.discard(conn)
+            conn = await pool.connect(target.origin)
+            pool.arm(conn, target.timeout_s)
+            conn.send(data)
+            await conn.read_head()
+        status = conn.status
+        if status == 429 or status >= 500 or (target.secret and status in (401, 403)):
+            body = await conn.read_body()
+            retry_after = conn.header(b"retry-after")
+            raise UpstreamStatusError(status, _scrub(body, target.secret),
+                                      retry_after.decode("latin-1") if retry_after else None)
+        if fwd.stream and status == 200:
+            outcome = await _relay(conn, fwd, writer)
+        else:
+            outcome = await _whole(conn, fwd, writer)
     except BaseException:
-        if conn is not None:
-            conn.close()
+        pool.discard(conn)
         raise
-
-
-async def _open(pool: UpstreamPool, origin: Origin, data: bytes) -> UpstreamConnection:
-    conn = await pool.acquire(origin)
-    try:
-        conn.send(data)
-        await conn.read_head()
-    except StaleConnectionError:
-        conn.close()
-        conn = await pool.connect(origin)
-        conn.send(data)
-        await conn.read_head()
-    return conn
+    pool.release(conn)
+    return outcome
 
 
 async def _whole(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
@@ -356,13 +352,13 @@ async def _whole(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter)
         outcome.prompt_tokens, outcome.completion_tokens = read_usage(body)
     elif fwd.target.secret:
         body = _scrub(body, fwd.target.secret)
-    writer.send(conn.status, client_headers(conn, fwd.decision), body)
+    writer.send_block(conn.status, client_headers(conn, fwd.decision), body)
     return outcome
 
 
 async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
     relay = SseRelay(writer, strip_usage=fwd.strip_usage)
-    writer.start(200, client_headers(conn, fwd.decision))
+    writer.start_block(200, client_headers(conn, fwd.decision))
     writer.pause_hook = conn.pause_reading
     outcome = Outcome(200)
     try:
@@ -372,7 +368,9 @@ async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter)
     except UpstreamError as exc:
         relay.finish()
         outcome.stream_error = type(exc).__name__
-        writer.write(stream_error_event("the upstream stream broke off; partial answer"))
+        message = "the upstream took too long" if isinstance(exc, UpstreamTimeoutError) else (
+            "the upstream stream broke off")
+        writer.write(stream_error_event(message + "; the answer is incomplete"))
         conn.close()
     finally:
         writer.pause_hook = None

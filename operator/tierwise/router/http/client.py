@@ -45,6 +45,10 @@ class StaleConnectionError(ConnectionDroppedError):
     """A pooled connection closed before any response byte: safe to resend once."""
 
 
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not finish its answer before the deadline."""
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where to connect: scheme, host, port (the pool key)."""
@@ -78,6 +82,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.received = False
         self._until_close = False
+        self.deadline = float("inf")
 
     # -- request side ------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -121,7 +126,6 @@ class UpstreamConnection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def reset_for_reuse(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers = []
         self._chunks = []
@@ -136,6 +140,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
             self.transport = None
         self._fail(ConnectionDroppedError("connection closed by the router"))
+
+    def expire(self, timeout_s: float) -> None:
+        """The deadline passed: fail the waiting caller and drop the connection."""
+        self._fail(UpstreamTimeoutError(f"no complete answer within {timeout_s:g}s"))
+        self.close()
 
     # -- protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,6 +220,23 @@ class UpstreamPool:
         self._max_idle = max_idle_per_origin
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        self._busy: dict[UpstreamConnection, float] = {}
+
+    def arm(self, conn: UpstreamConnection, timeout_s: float) -> None:
+        """Give ``conn``'s current request ``timeout_s`` to complete (see :meth:`reap`)."""
+        conn.deadline = self._loop.time() + timeout_s
+        self._busy[conn] = timeout_s
+
+    async def reap(self, interval_s: float = 0.25) -> None:
+        """Background task: expire requests past their deadline. One coarse timer for all
+        connections costs nothing per request, unlike a timer per request."""
+        while True:
+            await asyncio.sleep(interval_s)
+            now = self._loop.time()
+            expired = [(c, t) for c, t in self._busy.items() if c.deadline <= now]
+            for conn, timeout_s in expired:
+                self._busy.pop(conn, None)
+                conn.expire(timeout_s)
 
     async def acquire(self, origin: Origin) -> UpstreamConnection:
         idle = self._idle.get(origin)
@@ -237,8 +263,14 @@ class UpstreamPool:
             raise ConnectError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
         return conn
 
+    def discard(self, conn: UpstreamConnection) -> None:
+        """Close a connection that must not be reused (error, cancelled request)."""
+        self._busy.pop(conn, None)
+        conn.close()
+
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection after a complete response; close it otherwise."""
+        self._busy.pop(conn, None)
         transport = conn.transport
         if (
             self._closed

@@ -56,12 +56,20 @@ class Request:
         self.received_at = 0.0
 
 
-def response_head(status: int, headers: Iterable[Header], *, length: int | None) -> bytes:
-    """Status line and headers; ``length=None`` means a chunked body."""
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    lines.append("transfer-encoding: chunked" if length is None else f"content-length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+_STATUS_LINES = {
+    code: f"HTTP/1.1 {code} {phrase}\r\n".encode("latin-1") for code, phrase in _REASONS.items()
+}
+_CLOSE = b"connection: close\r\n"
+
+
+def header_block(headers: Iterable[Header]) -> bytes:
+    """``name: value`` lines (CRLF-terminated) for :meth:`ResponseWriter.send_block`."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
 class ResponseWriter:
@@ -84,20 +92,32 @@ class ResponseWriter:
         return self._conn.transport is None or self._conn.transport.is_closing()
 
     def send(self, status: int, headers: Iterable[Header], body: bytes) -> None:
+        self.send_block(status, header_block(headers), body)
+
+    def send_block(self, status: int, block: bytes, body: bytes) -> None:
+        """Send a whole response; ``block`` holds the header lines (see
+        :func:`header_block`); Content-Length is added here."""
         self._begin(status)
         transport = self._conn.transport
         if transport is not None:
-            head = response_head(status, self._headers(headers), length=len(body))
-            transport.write(head + body if len(body) < 16384 else head)
-            if len(body) >= 16384:
-                transport.write(body)
+            head = b"%b%b%bcontent-length: %d\r\n\r\n" % (
+                status_line(status), block, self._close_line(), len(body))
+            if len(body) < 16384:
+                transport.write(head + body)
+            else:
+                transport.writelines((head, body))
         self.finished = True
 
     def start(self, status: int, headers: Iterable[Header]) -> None:
+        self.start_block(status, header_block(headers))
+
+    def start_block(self, status: int, block: bytes) -> None:
+        """Start a chunked response (then :meth:`write` pieces and :meth:`end`)."""
         self._begin(status)
         transport = self._conn.transport
         if transport is not None:
-            transport.write(response_head(status, self._headers(headers), length=None))
+            transport.write(b"%b%b%btransfer-encoding: chunked\r\n\r\n" % (
+                status_line(status), block, self._close_line()))
 
     def write(self, data: bytes) -> None:
         transport = self._conn.transport
@@ -113,10 +133,8 @@ class ResponseWriter:
     async def drain(self) -> None:
         await self._conn.drain()
 
-    def _headers(self, headers: Iterable[Header]) -> Iterable[Header]:
-        if self._keep_alive and not self._conn.closing:
-            return headers
-        return [*headers, ("connection", "close")]
+    def _close_line(self) -> bytes:
+        return b"" if self._keep_alive and not self._conn.closing else _CLOSE
 
     def _begin(self, status: int) -> None:
         if self.started:
