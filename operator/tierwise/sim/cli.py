@@ -49,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     traffic = commands.add_parser("traffic", help="send a workload and print a summary")
     _add_traffic_arguments(traffic)
     traffic.set_defaults(handler=run_traffic)
+    from tierwise.sim import tiny_model  # imports nothing heavy until a model is built
+
+    tiny = commands.add_parser("tiny-model", help="build a tiny random-weight model folder")
+    tiny_model.add_arguments(tiny)
+    tiny.set_defaults(handler=tiny_model.run)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
