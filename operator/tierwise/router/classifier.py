@@ -27,9 +27,10 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+import operator
 import re
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -75,11 +76,16 @@ class HashingEmbedder:
         return [self._one(t) for t in texts]
 
     def _one(self, text: str) -> list[float]:
-        vec = [0.0] * self.dim
         words = _WORD.findall(text.casefold())
-        for feature in words + [a + " " + b for a, b in itertools.pairwise(words)]:
-            vec[zlib.crc32(feature.encode("utf-8")) % self.dim] += 1.0
-        return _normalised(vec)
+        features = words + [a + " " + b for a, b in itertools.pairwise(words)]
+        dim = self.dim
+        counts = Counter(zlib.crc32(f.encode("utf-8")) % dim for f in features)
+        vec = [0.0] * dim
+        if counts:
+            norm = math.sqrt(sum(c * c for c in counts.values()))
+            for index, count in counts.items():
+                vec[index] = count / norm
+        return vec
 
 
 class SentenceTransformerEmbedder:
@@ -102,8 +108,21 @@ def _normalised(vec: list[float]) -> list[float]:
     return [x / norm for x in vec] if norm else vec
 
 
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+@dataclass(frozen=True, slots=True)
+class _Example:
+    """An example's embedding, kept sparse (indices and values of non-zero entries)."""
+
+    label: str
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, label: str, vec: Sequence[float]) -> _Example:
+        nonzero = [(i, x) for i, x in enumerate(vec) if x]
+        return cls(label, tuple(i for i, _ in nonzero), tuple(x for _, x in nonzero))
+
+    def dot(self, query: Sequence[float]) -> float:
+        return float(sum(map(operator.mul, map(query.__getitem__, self.indices), self.values)))
 
 
 class EmbeddingClassifier:
@@ -120,20 +139,20 @@ class EmbeddingClassifier:
             for example in category.examples:
                 labels.append(category.name)
                 texts.append(example)
-        self._labels = labels
-        self._examples = embedder.embed(texts)
+        vectors = embedder.embed(texts)
+        self._examples = [_Example.of(label, v) for label, v in zip(labels, vectors, strict=True)]
         self._cache: OrderedDict[tuple[int, int], Classification | None] = OrderedDict()
         self._cache_size = max(cache_size, 0)
 
     def nearest(self, text: str) -> Classification:
         """The most similar example's category and similarity, threshold not applied."""
         vec = self._embedder.embed([text])[0]
-        best, best_score = 0, -2.0
-        for i, example in enumerate(self._examples):
-            score = _dot(vec, example)
+        best, best_score = "", -2.0
+        for example in self._examples:
+            score = example.dot(vec)
             if score > best_score:
-                best, best_score = i, score
-        return Classification(self._labels[best], best_score)
+                best, best_score = example.label, score
+        return Classification(best, best_score)
 
     def classify(self, text: str) -> Classification | None:
         key = (hash(text), len(text))
