@@ -145,10 +145,10 @@ def decide(
     else:
         out = _serving(tunables, current=current, signals=signals, history=history, now=now)
         out = replace(out, signals=summary)
+    if spec.mode is AutoscalingMode.ADVISORY:
+        return replace(out, apply=False, message=f"advisory: {out.message}")
     if out.changed:
         out = replace(out, history=replace(out.history, last_scale_at=now))
-    if spec.mode is AutoscalingMode.ADVISORY:
-        out = replace(out, apply=False, message=f"advisory: {out.message}")
     return out
 
 
