@@ -26,7 +26,7 @@ Imbalance is max/mean requests per replica over the run.
 Usage::
 
     .venv/bin/python bench/prefix_cache.py [--requests 3000] [--replicas 4] [--clients 32]
-        [--kv-tokens 400000] [--think-s 2] [--seed 7] [--micro]
+        [--kv-tokens 400000] [--think-s 2] [--system-prompts 2] [--seed 7] [--micro]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from tierwise.router.table import Endpoint
 from tierwise.sim.latency import LatencyParams, decode_step_seconds, prefill_seconds
 from tierwise.sim.prefix_cache import DEFAULT_BLOCK_SIZE, PrefixCache
 from tierwise.sim.tokens import render_chat, tokenize
-from tierwise.sim.traffic import Request, Workload, generate
+from tierwise.sim.traffic import Request, TrafficShape, Workload, generate
 
 
 @dataclass
@@ -82,9 +82,10 @@ class Outcome:
         return max(self.per_replica) / mean if mean else 0.0
 
 
-def prepare(n: int, seed: int) -> dict[str, deque[Prepared]]:
+def prepare(n: int, seed: int, system_prompts: int) -> dict[str, deque[Prepared]]:
     sessions: dict[str, deque[Prepared]] = defaultdict(deque)
-    for r in generate(Workload.AGENTIC, n, seed):
+    shape = TrafficShape(agentic_system_prompts=system_prompts)
+    for r in generate(Workload.AGENTIC, n, seed, shape=shape):
         body = r.body("auto", stream=False)
         tokens = tokenize(render_chat(body["messages"], body.get("tools")))
         sessions[r.session_id].append(Prepared(r, body, tokens))
@@ -260,10 +261,16 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="mean tool/think time between a session's turns (exponential)",
     )
+    parser.add_argument(
+        "--system-prompts",
+        type=int,
+        default=TrafficShape().agentic_system_prompts,
+        help="distinct shared system prompts of the agentic workload",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--micro", action="store_true", help="also time choose()+record()")
     args = parser.parse_args(argv)
-    sessions = prepare(args.requests, args.seed)
+    sessions = prepare(args.requests, args.seed, args.system_prompts)
     capacity = args.kv_tokens // DEFAULT_BLOCK_SIZE
     # The router guesses the engine cache size: ~4 characters per token, 256-char blocks.
     tuning = BalancerTuning(capacity_blocks=max(args.kv_tokens * 4 // 256, 2))
@@ -282,13 +289,14 @@ def main(argv: list[str] | None = None) -> int:
         f"KV {args.kv_tokens} tokens/replica, seed {args.seed}\n"
     )
     print(
-        "| policy | engine prefix-cache hit rate | vs oracle | imbalance (max/mean) "
-        "| requests per replica | router affinity hits |"
+        "| policy | engine prefix-cache hit rate | vs oracle | prefill tokens computed "
+        "vs oracle | imbalance (max/mean) | requests per replica | router affinity hits |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for o in outcomes:
+        prefill = (1 - o.hit_rate) / (1 - oracle) if oracle < 1 else float("nan")
         print(
-            f"| {o.policy} | {o.hit_rate:.1%} | {o.hit_rate / oracle:.1%} | "
+            f"| {o.policy} | {o.hit_rate:.1%} | {o.hit_rate / oracle:.1%} | {prefill:.2f}x | "
             f"{o.imbalance:.3f} | {' / '.join(map(str, o.per_replica))} | {o.affinity_hits} |"
         )
     if args.micro:
