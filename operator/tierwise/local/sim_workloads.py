@@ -1,0 +1,170 @@
+"""Engine pods of the embedded cluster as simulator processes.
+
+Why it exists: the operator renders a ModelDeployment into a Deployment whose container
+runs ``vllm serve ...`` or ``python3 -m sglang.launch_server ...``. There are no GPUs and
+no engines here, so :class:`SimWorkloadBackend` reads what a kubelet would start — the
+engine (label ``app.kubernetes.io/name``, else the command), the served model name
+(``--served-model-name``) — and starts
+``python -m tierwise.sim engine --engine E --model NAME --port P --profile PROFILE``
+instead, through :class:`~tierwise.local.processes.ProcessBackend`: one process per pod,
+Ready when ``/health`` answers (both engines and the simulator serve it). The demo, the
+router's end-to-end tests and anyone who wants a cluster that really answers OpenAI
+requests use it.
+
+The latency profile is not in the pod: the caller maps ModelDeployment names to a
+simulator profile (``{"small-llm": "small"}``); others get ``default_profile``. Pods that
+are not engine pods (a router, anything else) get instant fake pods, as with
+:class:`~tierwise.local.workloads.FakeBackend`, so one cluster can hold both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tierwise.local.processes import ProcessBackend
+from tierwise.local.workloads import FakeBackend, PodEndpoint, PodInfo, PodState
+from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
+from tierwise.sim.config import EngineKind
+from tierwise.sim.latency import Profile
+
+ENGINE_LABEL = "app.kubernetes.io/name"
+SERVED_NAME_FLAG = "--served-model-name"
+DEFAULT_HEALTH_PATH = "/health"
+
+
+@dataclass(frozen=True, slots=True)
+class SimPodSpec:
+    """What one simulator process for an engine pod is started with."""
+
+    engine: EngineKind
+    model: str
+    profile: Profile
+    model_deployment: str
+    seed: int = 0
+
+
+def _container(template: Mapping[str, Any]) -> Mapping[str, Any]:
+    containers = (template.get("spec") or {}).get("containers") or []
+    named = [c for c in containers if c.get("name") == "engine"]
+    found: Mapping[str, Any] = (named or containers or [{}])[0]
+    return found
+
+
+def _argv(container: Mapping[str, Any]) -> list[str]:
+    return [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+
+
+def _engine(labels: Mapping[str, str], argv: Sequence[str]) -> EngineKind | None:
+    label = labels.get(ENGINE_LABEL, "")
+    if label in {e.value for e in EngineKind}:
+        return EngineKind(label)
+    for kind in EngineKind:
+        if any(kind.value in part for part in argv[:3]):
+            return kind
+    return None
+
+
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``argv`` (``--flag V`` or ``--flag=V``); the last one wins."""
+    value: str | None = None
+    for i, part in enumerate(argv):
+        if part == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif part.startswith(flag + "="):
+            value = part[len(flag) + 1 :]
+    return value
+
+
+def sim_pod_spec(
+    pod: PodInfo, profiles: Mapping[str, str], *, default_profile: str = Profile.MID
+) -> SimPodSpec | None:
+    """The simulator for ``pod``, or None when it is not an engine pod (pure)."""
+    labels = (pod.template.get("metadata") or {}).get("labels") or {}
+    container = _container(pod.template)
+    argv = _argv(container)
+    engine = _engine(labels, argv)
+    if engine is None:
+        return None
+    owner = str(labels.get(MODEL_DEPLOYMENT_LABEL) or pod.deployment)
+    profile = Profile(profiles.get(owner, profiles.get(pod.deployment, default_profile)))
+    seed = int.from_bytes(hashlib.sha256(pod.name.encode()).digest()[:4], "big")
+    return SimPodSpec(
+        engine=engine,
+        model=flag_value(argv, SERVED_NAME_FLAG) or owner,
+        profile=profile,
+        model_deployment=owner,
+        seed=seed,
+    )
+
+
+def sim_command(spec: SimPodSpec, port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """The command line of the simulator process for one engine pod."""
+    return [
+        sys.executable, "-m", "tierwise.sim", "engine",
+        "--engine", spec.engine.value, "--model", spec.model,
+        "--profile", spec.profile.value, "--seed", str(spec.seed),
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+class SimWorkloadBackend:
+    """Engine pods become simulator processes; other pods are instant fakes."""
+
+    def __init__(
+        self,
+        profiles: Mapping[str, str] | None = None,
+        *,
+        default_profile: str = Profile.MID,
+        host: str = "127.0.0.1",
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.profiles = dict(profiles or {})
+        self.default_profile = Profile(default_profile)
+        for profile in self.profiles.values():
+            Profile(profile)  # fail at construction, not inside the controller loop
+        self.processes = ProcessBackend(
+            self._command, host=host, stop_timeout=stop_timeout, health_path=DEFAULT_HEALTH_PATH
+        )
+        self.fakes = FakeBackend()
+        self.specs: dict[tuple[str, str], SimPodSpec] = {}
+        self._fake_pods: set[tuple[str, str]] = set()
+
+    def spec_for(self, pod: PodInfo) -> SimPodSpec | None:
+        return sim_pod_spec(pod, self.profiles, default_profile=self.default_profile)
+
+    def _command(self, pod: PodInfo, port: int) -> list[str]:
+        spec = self.specs[(pod.namespace, pod.name)]
+        return sim_command(spec, port, host=self.processes.host)
+
+    async def start(self, pod: PodInfo) -> PodEndpoint:
+        key = (pod.namespace, pod.name)
+        spec = self.spec_for(pod)
+        if spec is None:
+            self._fake_pods.add(key)
+            return await self.fakes.start(pod)
+        self.specs[key] = spec
+        return await self.processes.start(pod)
+
+    async def state(self, pod: PodInfo) -> PodState:
+        if (pod.namespace, pod.name) in self._fake_pods:
+            return await self.fakes.state(pod)
+        return await self.processes.state(pod)
+
+    async def stop(self, pod: PodInfo) -> None:
+        key = (pod.namespace, pod.name)
+        if key in self._fake_pods:
+            self._fake_pods.discard(key)
+            await self.fakes.stop(pod)
+            return
+        self.specs.pop(key, None)
+        await self.processes.stop(pod)
+
+    async def aclose(self) -> None:
+        await self.processes.aclose()
+        await self.fakes.aclose()
+        self.specs.clear()
+        self._fake_pods.clear()
