@@ -17,7 +17,7 @@ import aiohttp
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from real_engine_support import MAX_NUM_SEQS, SERVED_NAME, Served, metrics_text
+from real_engine_support import BLOCK_SIZE, MAX_NUM_SEQS, SERVED_NAME, Served, metrics_text, sample
 
 from tierwise.api.model_deployment import EngineName
 from tierwise.autoscaler.model import ReplicaSample
@@ -79,15 +79,20 @@ async def test_collector_sees_the_real_queue_running_batch_and_kv_cache(
     router_queue: list[float] = []
     async with aiohttp.ClientSession() as http:
         before = await read_pod(http, server)
+        hits_before = sample(server.url, "vllm:prefix_cache_hits_total")
         task = asyncio.create_task(flood(server, prompt))
         while not task.done():
-            sample = await read_pod(http, server)
-            peak.append(sample)
+            peak.append(await read_pod(http, server))
             async with http.get(server.url + "/metrics") as response:
                 router_queue.append(parse_engine_load(await response.text()).queue_depth or 0.0)
             await asyncio.sleep(0.05)
         answers = await task
         after = await read_pod(http, server)
+    # The shared prompt is cached after the first wave, so later waves hit it.
+    assert (
+        sample(server.url, "vllm:prefix_cache_hits_total") - hits_before
+        >= CONCURRENT // 2 * BLOCK_SIZE
+    )
     assert all(a.usage.completion_tokens == 96 for a in answers)
     deepest = max(peak, key=lambda s: s.queue_depth or 0.0)
     assert (deepest.queue_depth or 0) >= CONCURRENT - MAX_NUM_SEQS - 4
@@ -97,9 +102,11 @@ async def test_collector_sees_the_real_queue_running_batch_and_kv_cache(
     assert (after.queue_depth, after.running_requests, after.kv_cache_usage) == (0, 0, 0)
     sent = sum(a.usage.prompt_tokens for a in answers)
     assert after.prompt_tokens_total == (before.prompt_tokens_total or 0) + sent
-    # The shared prompt is cached after the first wave, so later waves hit.
-    assert after.prefix_cache_hit_rate is not None
-    assert after.prefix_cache_hit_rate > (before.prefix_cache_hit_rate or 0)
+    # The collector's hit rate is vLLM's own token counters' ratio.
+    hits, queries = (
+        sample(server.url, f"vllm:prefix_cache_{n}_total") for n in ("hits", "queries")
+    )
+    assert after.prefix_cache_hit_rate == pytest.approx(hits / queries)
 
 
 async def test_collector_reads_every_replica_with_no_problems(vllm_servers: list[Served]) -> None:
