@@ -35,6 +35,7 @@ from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
 
 log = logging.getLogger(__name__)
 KIND = "ModelDeployment"
+REFRESH_RETRY_S = 5.0
 POD = Resource("", "v1", "pods", "Pod")
 _REF_RESOURCES = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
 
@@ -154,13 +155,15 @@ class Reconciler:
             await asyncio.sleep(self.debounce_s)
         finally:
             self._pending.pop(key, None)
-        body = await self.kube.get(MODEL_DEPLOYMENT, *key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
         try:
+            body = await self.kube.get(MODEL_DEPLOYMENT, *key)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
             await self.reconcile(body)
-        except Exception as exc:  # a child-triggered refresh has no kopf retry: log it
-            log.warning("refresh of %s/%s: %s", key[0], key[1], exc)
+        except Exception as exc:  # no kopf retry on this path: try again after a pause
+            log.warning("refresh of %s/%s failed, retrying: %s", key[0], key[1], exc)
+            await asyncio.sleep(REFRESH_RETRY_S)
+            self.child_changed(key[0], owner=key[1], label=None)
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
