@@ -16,7 +16,7 @@ the container port alone would not do).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 import yaml
@@ -75,7 +75,8 @@ def read_endpoints(
     listed = kubernetes.client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=MODEL_DEPLOYMENT_LABEL
     )
-    pods = [api.sanitize_for_serialization(pod) for pod in listed.items]
+    pods = [cast("dict[str, Any]", api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+            for pod in listed.items]
     return endpoints_from_pods(pods, names)
 
 
