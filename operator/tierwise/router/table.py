@@ -115,15 +115,13 @@ class RoutingTable:
     tiers: tuple[TierEntry, ...]
     spec: RoutingPolicySpec
     rules: tuple[CompiledRule, ...] = field(init=False, repr=False, compare=False)
+    default_tier: str = field(init=False, repr=False, compare=False)
     _by_name: dict[str, TierEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {t.name: t for t in self.tiers})
         object.__setattr__(self, "rules", compile_rules(self.spec))
-
-    @property
-    def default_tier(self) -> str:
-        return self.spec.effective_default_tier
+        object.__setattr__(self, "default_tier", self.spec.effective_default_tier)
 
     def has_tier(self, name: str) -> bool:
         return name in self._by_name

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tierwise.router.classifier import Classification
 from tierwise.router.features import RequestView
@@ -15,6 +18,7 @@ from tierwise.router.tiers import (
     PromptTooLongError,
     UnknownModel,
     UnknownModelError,
+    _Keyword,
     choose_tier,
 )
 
@@ -68,6 +72,12 @@ def test_default_tier_defaults_to_cheapest(make_table: Table, make_chat: Chat) -
         ("déjà vu", "DÉJÀ VU again", True),
         ("naïve", "naive", False),
         ("alpha", "", False),
+        (" def", "x def y", True),
+        (" def", "xdef y", False),
+        ("stack trace ", "STACK   TRACE\tok", True),
+        ("stack trace ", "stack trace", False),
+        ("_x", "a_x", False),
+        ("ß", "STRASSE", False),
     ],
 )
 def test_keywords_are_case_insensitive_whole_words(
@@ -78,6 +88,25 @@ def test_keywords_are_case_insensitive_whole_words(
     assert (d.rule == "kw") is hit
     if hit:
         assert d.reason == f"rule 'kw' matched keyword {keyword!r}"
+
+
+def reference_pattern(keyword: str) -> re.Pattern[str]:
+    """The obvious regex for a keyword (slow: one scan per position)."""
+    body = r"\s+".join(re.escape(p) for p in keyword.split())
+    body = (r"\s" if keyword[0].isspace() else "") + body
+    body += r"\s" if keyword[-1].isspace() and keyword.strip() else ""
+    head = r"(?<!\w)" if re.match(r"\w", keyword) else ""
+    tail = r"(?!\w)" if re.search(r"\w$", keyword) else ""
+    return re.compile(head + body + tail)
+
+
+ascii_text = st.text(alphabet="ab_ \n.", max_size=40)
+
+
+@given(keyword=ascii_text.filter(lambda k: k.strip() != ""), text=ascii_text)
+def test_fast_keyword_search_agrees_with_the_regex(keyword: str, text: str) -> None:
+    expected = reference_pattern(keyword).search(text) is not None
+    assert _Keyword.of(keyword).found_in(text) is expected
 
 
 @pytest.mark.parametrize(
