@@ -10,7 +10,8 @@ everything to the frontier model — using the real components, not a mock-up:
    the generated CRDs, whose Deployment controller runs engine pods as simulator
    processes (:class:`~tierwise.local.sim_workloads.SimWorkloadBackend`);
 2. the real operator, ``tierwise operator``, in a child process against it;
-3. the manifests of ``examples/00-demo`` applied as a user would;
+3. the manifests of ``examples/00-demo`` applied as a user would
+   (:mod:`tierwise.local.demo_manifests`);
 4. the router, ``tierwise router``, in a child process; its endpoint map is derived from
    the ready pods (:mod:`tierwise.local.endpoints`) because the RoutingPolicy reconciler
    that will write the routing table in-cluster is not built yet; the external frontier
@@ -28,10 +29,7 @@ order, by an :class:`~contextlib.ExitStack`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import copy
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -41,22 +39,27 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
 
 import kubernetes.client
 import yaml
 
-from tierwise.api.common import GROUP, VERSION
 from tierwise.api.crds import build_crds
-from tierwise.api.documents import load_documents
 from tierwise.local.cluster import EmulatedCluster
+from tierwise.local.demo_manifests import (
+    DemoError,
+    Manifests,
+    apply_manifests,
+    effective_policy,
+    load_manifests,
+    read_rows,
+    write_secrets,
+)
 from tierwise.local.demo_report import (
     DemoSummary,
     DeploymentRow,
     format_deployments,
     parse_router_metrics,
     summarize,
-    tier_of_deployments,
 )
 from tierwise.local.demo_traffic import demo_mix, send_all
 from tierwise.local.endpoints import endpoints_yaml, read_endpoints
@@ -68,10 +71,6 @@ from tierwise.sim.process import EngineProcess, start_engine
 
 Emit = Callable[[str], None]
 REPO_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "00-demo"
-
-
-class DemoError(Exception):
-    """The demo could not run; the message says what failed and where its log is."""
 
 
 @dataclass(frozen=True)
@@ -87,48 +86,6 @@ class DemoOptions:
         default_factory=lambda: {"small-llm": Profile.SMALL, "mid-llm": Profile.MID})
     """Simulator latency profile per ModelDeployment name (others: ``mid``)."""
     frontier_profile: Profile = Profile.LARGE
-
-
-@dataclass(frozen=True)
-class Manifests:
-    """The demo's ModelDeployments and its one RoutingPolicy, as raw documents."""
-
-    deployments: tuple[dict[str, Any], ...]
-    policy: dict[str, Any]
-
-    @property
-    def names(self) -> list[str]:
-        return [d["metadata"]["name"] for d in self.deployments]
-
-    @property
-    def tiers(self) -> dict[str, list[str]]:
-        return {t["name"]: [b["modelDeployment"] for b in t["backends"] if "modelDeployment" in b]
-                for t in self.policy["spec"]["tiers"]}
-
-    def externals(self) -> list[dict[str, Any]]:
-        return [b["external"] for t in self.policy["spec"]["tiers"] for b in t["backends"]
-                if "external" in b]
-
-
-def load_manifests(folder: Path) -> Manifests:
-    """Read and validate every YAML file of ``folder`` (raises :class:`DemoError`)."""
-    files = sorted(p for p in folder.glob("*.y*ml")) if folder.is_dir() else []
-    if not files:
-        raise DemoError(f"no manifests in {folder}: run from a source checkout or pass "
-                        "--manifests DIR (examples/00-demo)")
-    deployments: list[dict[str, Any]] = []
-    policies: list[dict[str, Any]] = []
-    for path in files:
-        for doc in load_documents(path):
-            if doc.issues:
-                raise DemoError(f"{path}: {doc.label}: " + "; ".join(map(str, doc.issues)))
-            if doc.kind == "ModelDeployment":
-                deployments.append(doc.raw)
-            elif doc.kind == "RoutingPolicy":
-                policies.append(doc.raw)
-    if len(policies) != 1 or not deployments:
-        raise DemoError(f"{folder}: need ModelDeployments and exactly one RoutingPolicy")
-    return Manifests(tuple(deployments), policies[0])
 
 
 class ChildProcess:
@@ -167,62 +124,6 @@ class ChildProcess:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
-
-
-def _effective_policy(manifests: Manifests, frontier_url: str | None) -> dict[str, Any]:
-    """The RoutingPolicy with every external backend pointed at the local stand-in."""
-    policy = copy.deepcopy(manifests.policy)
-    for tier in policy["spec"]["tiers"]:
-        for backend in tier["backends"]:
-            if "external" in backend and frontier_url is not None:
-                backend["external"]["baseURL"] = frontier_url + "/v1"
-    return policy
-
-
-def _write_secrets(api: kubernetes.client.ApiClient, namespace: str,
-                   externals: Sequence[Mapping[str, Any]], folder: Path) -> None:
-    """A random key per referenced Secret: created in the cluster and 'mounted' as a file."""
-    core = kubernetes.client.CoreV1Api(api)
-    for ref in {(e["apiKeySecretRef"]["name"], e["apiKeySecretRef"]["key"]) for e in externals}:
-        name, key = ref
-        value = "sk-demo-" + secrets.token_urlsafe(24)
-        path = folder / name / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(value)
-        core.create_namespaced_secret(namespace, kubernetes.client.V1Secret(
-            metadata=kubernetes.client.V1ObjectMeta(
-                name=name, labels={"app.kubernetes.io/part-of": "tierwise-demo"}),
-            type="Opaque", data={key: base64.b64encode(value.encode()).decode()}))
-
-
-def _apply(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests) -> None:
-    custom = kubernetes.client.CustomObjectsApi(api)
-    for body in manifests.deployments:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments",
-                                               copy.deepcopy(body))
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "routingpolicies",
-                                           copy.deepcopy(manifests.policy))
-
-
-def read_rows(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests,
-              endpoints: Mapping[str, Sequence[str]] | None = None) -> list[DeploymentRow]:
-    """One row per ModelDeployment from its status (what ``kubectl get md`` shows)."""
-    custom = kubernetes.client.CustomObjectsApi(api)
-    tiers = tier_of_deployments(manifests.tiers)
-    rows = []
-    for name in manifests.names:
-        body = cast("dict[str, Any]", custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "modeldeployments", name))
-        spec, status = body.get("spec") or {}, body.get("status") or {}
-        rows.append(DeploymentRow(
-            name=name, engine=spec["engine"]["name"],
-            served_name=status.get("servedModelName") or spec["model"].get("servedName") or name,
-            ready=int(status.get("readyReplicas") or 0),
-            desired=int(status.get("desiredReplicas") or 0),
-            phase=status.get("phase") or "-", tier=tiers.get(name, ""),
-            endpoints=tuple((endpoints or {}).get(name, ()))))
-    return rows
 
 
 def _all_ready(rows: Sequence[DeploymentRow]) -> bool:
@@ -326,7 +227,7 @@ def _start_router(stack: contextlib.ExitStack, run: _Running, options: DemoOptio
     run.endpoints = read_endpoints(run.api, options.namespace, run.manifests.names)
     files = {name: run.workdir / name for name in
              ("routingpolicy.yaml", "endpoints.yaml", "modeldeployments.yaml")}
-    policy = _effective_policy(run.manifests, frontier.url if frontier else None)
+    policy = effective_policy(run.manifests, frontier.url if frontier else None)
     files["routingpolicy.yaml"].write_text(yaml.safe_dump(policy, sort_keys=False))
     files["endpoints.yaml"].write_text(endpoints_yaml(run.endpoints))
     files["modeldeployments.yaml"].write_text(
@@ -380,8 +281,8 @@ def run_demo(options: DemoOptions, emit: Emit,
         frontier = stack.enter_context(_frontier(manifests, options, workdir / "frontier.log"))
         run = _start_cluster(stack, options, emit, workdir, manifests)
         operator = _start_operator(stack, run, options, emit)
-        _write_secrets(run.api, options.namespace, manifests.externals(), workdir / "secrets")
-        _apply(run.api, options.namespace, manifests)
+        write_secrets(run.api, options.namespace, manifests.externals(), workdir / "secrets")
+        apply_manifests(run.api, options.namespace, manifests)
         emit(f"[3/6] applied {options.manifests.name}: {len(manifests.deployments)} "
              "ModelDeployments, 1 RoutingPolicy; waiting for replicas")
         wait_ready(run.api, options.namespace, manifests, operator=operator,

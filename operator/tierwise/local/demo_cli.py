@@ -17,7 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tierwise.local.demo import REPO_EXAMPLE, DemoError, DemoOptions, run_demo
+from tierwise.local.demo import REPO_EXAMPLE, DemoOptions, run_demo
+from tierwise.local.demo_manifests import DemoError
 from tierwise.local.demo_report import DemoSummary, format_summary
 
 
