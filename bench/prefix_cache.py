@@ -281,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         ("oracle (pinned, unbounded cache)", Oracle, 10**9),
     ]
     outcomes = [run_policy(name, make, sessions, args, cap) for name, make, cap in policies]
+    report(outcomes, sessions, args)
+    return 0
+
+
+def report(
+    outcomes: list[Outcome], sessions: dict[str, deque[Prepared]], args: argparse.Namespace
+) -> None:
     oracle = outcomes[-1].hit_rate
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
@@ -303,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| hot path (4 replicas, best of 5) | µs per request |\n|---|---|")
         for name, us in micro():
             print(f"| {name} | {us:.2f} |")
-    return 0
 
 
 if __name__ == "__main__":
