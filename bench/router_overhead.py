@@ -52,26 +52,45 @@ SYSTEM = ("You are a careful assistant for a logistics company. " * 20).strip()
 
 # -- the zero-latency backend ------------------------------------------------------------
 def _completion() -> bytes:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok " * 16},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 300, "completion_tokens": 16, "total_tokens": 316},
-    }, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok " * 16},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 300, "completion_tokens": 16, "total_tokens": 316},
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def _events(usage: bool) -> list[bytes]:
     def event(delta: dict[str, str], finish: str | None = None) -> bytes:
-        chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
-                 "model": "bench", "choices": [{"index": 0, "delta": delta,
-                                                "finish_reason": finish}]}
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
         return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
     out = [event({"content": f"tok{i} "}) for i in range(CHUNKS - 1)]
     out.append(event({}, "stop"))
     if usage:
-        u = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": [],
-             "usage": {"prompt_tokens": 300, "completion_tokens": 31, "total_tokens": 331}}
+        u = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {"prompt_tokens": 300, "completion_tokens": 31, "total_tokens": 331},
+        }
         out.append(b"data: " + json.dumps(u, separators=(",", ":")).encode() + b"\n\n")
     out.append(b"data: [DONE]\n\n")
     return out
@@ -81,8 +100,10 @@ def _chunked(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-METRICS = (b"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"b\"} 0\n"
-           b"vllm:kv_cache_usage_perc{model_name=\"b\"} 0.1\n")
+METRICS = (
+    b'# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name="b"} 0\n'
+    b'vllm:kv_cache_usage_perc{model_name="b"} 0.1\n'
+)
 
 
 class _Backend(asyncio.Protocol):
@@ -124,14 +145,18 @@ class _Backend(asyncio.Protocol):
 
     def _send(self, kind: bytes, payload: bytes) -> None:
         assert self.transport is not None
-        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: %b\r\ncontent-length: %d\r\n\r\n%b"
-                             % (kind, len(payload), payload))
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: %b\r\ncontent-length: %d\r\n\r\n%b"
+            % (kind, len(payload), payload)
+        )
 
     async def _stream(self, usage: bool) -> None:
         t = self.transport
         assert t is not None
-        t.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                b"transfer-encoding: chunked\r\n\r\n")
+        t.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
         for event in EVENTS_USAGE if usage else EVENTS:
             await asyncio.sleep(0)  # one write per event, as an engine emits tokens
             if t.is_closing():
@@ -145,9 +170,15 @@ EVENTS, EVENTS_USAGE = _events(False), _events(True)
 
 
 async def _serve_backends(ports: list[int], model_dir: str) -> None:
-    info = json.dumps({"model_path": model_dir, "tokenizer_path": model_dir,
-                       "is_generation": True, "served_model_name": "bench",
-                       "data": [{"id": "bench", "object": "model"}]}).encode()
+    info = json.dumps(
+        {
+            "model_path": model_dir,
+            "tokenizer_path": model_dir,
+            "is_generation": True,
+            "served_model_name": "bench",
+            "data": [{"id": "bench", "object": "model"}],
+        }
+    ).encode()
     loop = asyncio.get_running_loop()
     for port in ports:
         await loop.create_server(lambda: _Backend(info), "127.0.0.1", port, backlog=1024)
@@ -180,19 +211,28 @@ def _bodies(stream: bool, n: int = 256) -> list[bytes]:
     rng = random.Random(7)
     out = []
     for i in range(n):
-        user = f"Order {i}: " + " ".join(rng.choice(["route", "truck", "dock", "late", "eta"])
-                                         for _ in range(40))
-        body = {"model": "auto", "messages": [{"role": "system", "content": SYSTEM},
-                                               {"role": "user", "content": user}],
-                "max_tokens": 32, "stream": stream}
+        user = f"Order {i}: " + " ".join(
+            rng.choice(["route", "truck", "dock", "late", "eta"]) for _ in range(40)
+        )
+        body = {
+            "model": "auto",
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            "max_tokens": 32,
+            "stream": stream,
+        }
         out.append(json.dumps(body, separators=(",", ":")).encode())
     return out
 
 
-async def _load(port: int, path: str, stream: bool, concurrency: int, seconds: float) -> dict[str, float]:
+async def _load(
+    port: int, path: str, stream: bool, concurrency: int, seconds: float
+) -> dict[str, float]:
     loop = asyncio.get_running_loop()
-    reqs = [b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%b" % (path.encode(), len(b), b) for b in _bodies(stream)]
+    reqs = [
+        b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%b" % (path.encode(), len(b), b)
+        for b in _bodies(stream)
+    ]
     warm, stop = loop.time() + 0.5, loop.time() + 0.5 + seconds
     lat: list[float] = []
     counts = {"total": 0, "errors": 0}
@@ -217,8 +257,13 @@ async def _load(port: int, path: str, stream: bool, concurrency: int, seconds: f
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     lat.sort()
     pick = lambda q: lat[min(int(q * len(lat)), len(lat) - 1)] * 1000  # noqa: E731
-    return {"n": counts["total"], "errors": counts["errors"], "p50_ms": pick(0.5),
-            "p99_ms": pick(0.99), "rps": len(lat) / seconds}
+    return {
+        "n": counts["total"],
+        "errors": counts["errors"],
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "rps": len(lat) / seconds,
+    }
 
 
 # -- candidate (a): a plain aiohttp proxy ------------------------------------------------
@@ -232,10 +277,13 @@ async def _aiohttp_proxy(port: int, upstreams: list[str]) -> None:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        async with session.post(next(rotation) + request.path, data=body,
-                                headers={"content-type": "application/json"}) as up:
-            resp = web.StreamResponse(status=up.status, headers={
-                "content-type": up.headers.get("content-type", "application/json")})
+        async with session.post(
+            next(rotation) + request.path, data=body, headers={"content-type": "application/json"}
+        ) as up:
+            resp = web.StreamResponse(
+                status=up.status,
+                headers={"content-type": up.headers.get("content-type", "application/json")},
+            )
             await resp.prepare(request)
             async for chunk in up.content.iter_any():
                 await resp.write(chunk)
@@ -270,11 +318,18 @@ def _model_dir(root: Path) -> str:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"],
-                                                    "model_type": "llama"}))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 32768,
-        "chat_template": "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"}))
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": 32768,
+                "chat_template": "{% for m in messages %}{{ m['content'] }}\n{% endfor %}",
+            }
+        )
+    )
     return str(folder)
 
 
@@ -283,7 +338,8 @@ def _policy(root: Path, ports: list[int], balancing: str) -> list[str]:
     rp.write_text(
         "apiVersion: tierwise.dev/v1alpha1\nkind: RoutingPolicy\nmetadata: {name: bench}\n"
         "spec:\n  models: [auto]\n  tiers:\n  - name: t\n    backends: [{modelDeployment: bench}]\n"
-        f"    price: {{perGPUHour: 2}}\n  balancing: {{policy: {balancing}}}\n")
+        f"    price: {{perGPUHour: 2}}\n  balancing: {{policy: {balancing}}}\n"
+    )
     ep.write_text("bench: [" + ", ".join(f"http://127.0.0.1:{p}" for p in ports) + "]\n")
     return ["--policy", str(rp), "--endpoints", str(ep)]
 
@@ -294,15 +350,34 @@ Command = Callable[[int], list[str]]
 def _targets(root: Path, ports: list[int], model_dir: str) -> dict[str, Command | None]:
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     tw = [PY, "-m", "tierwise.cli", "router", "--log-level", "warning"]
-    sg = [PY, "-m", "sglang_router.launch_router", "--worker-urls", *urls, "--log-level", "warn",
-          "--model-path", model_dir, "--tokenizer-path", model_dir]
+    sg = [
+        PY,
+        "-m",
+        "sglang_router.launch_router",
+        "--worker-urls",
+        *urls,
+        "--log-level",
+        "warn",
+        "--model-path",
+        model_dir,
+        "--tokenizer-path",
+        model_dir,
+    ]
     vr = [str(Path(PY).parent / "vllm-router"), "--worker-urls", *urls, "--log-level", "warning"]
     return {
         "direct": None,
-        "tierwise prefix-aware": lambda p: [*tw, *_policy(root, ports, "prefix-aware"),
-                                            "--port", str(p)],
-        "tierwise round-robin": lambda p: [*tw, *_policy(root, ports, "round-robin"),
-                                           "--port", str(p)],
+        "tierwise prefix-aware": lambda p: [
+            *tw,
+            *_policy(root, ports, "prefix-aware"),
+            "--port",
+            str(p),
+        ],
+        "tierwise round-robin": lambda p: [
+            *tw,
+            *_policy(root, ports, "round-robin"),
+            "--port",
+            str(p),
+        ],
         "aiohttp proxy": lambda p: [PY, str(HERE), "aiohttp-proxy", "--port", str(p), *urls],
         "sglang-router cache_aware": lambda p: [*sg, "--policy", "cache_aware", "--port", str(p)],
         "vllm-router round_robin": lambda p: [*vr, "--policy", "round_robin", "--port", str(p)],
@@ -316,7 +391,9 @@ def _tree(pid: int) -> list[int]:
         p = todo.pop()
         out.append(p)
         for task in Path(f"/proc/{p}/task").glob("*"):
-            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            children = (
+                (task / "children").read_text().split() if (task / "children").exists() else []
+            )
             todo += [int(c) for c in children]
     return out
 
@@ -339,8 +416,11 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes] | None, timeout: float 
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"router exited with {proc.returncode}")
         try:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body,
-                                         {"content-type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                body,
+                {"content-type": "application/json"},
+            )
             with urllib.request.urlopen(req, timeout=2) as r:
                 if r.status == 200:
                     return
@@ -366,9 +446,25 @@ class Cell:
 def _cell(name: str, port: int, pid: int | None, stream: bool, c: int, seconds: float) -> Cell:
     before = _cpu_ticks(pid) if pid else 0
     out = subprocess.run(
-        ["taskset", "-c", "0", PY, str(HERE), "loadgen", "--port", str(port), "--concurrency",
-         str(c), "--seconds", str(seconds)] + (["--stream"] if stream else []),
-        check=True, capture_output=True, text=True).stdout
+        [
+            "taskset",
+            "-c",
+            "0",
+            PY,
+            str(HERE),
+            "loadgen",
+            "--port",
+            str(port),
+            "--concurrency",
+            str(c),
+            "--seconds",
+            str(seconds),
+        ]
+        + (["--stream"] if stream else []),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     r = json.loads(out)
     cpu = None
     if pid:
@@ -380,8 +476,20 @@ def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
     ports = [_free_port(), _free_port()]
     model_dir = _model_dir(root)
-    backend = subprocess.Popen(["taskset", "-c", "0", PY, str(HERE), "backend", "--model-dir",
-                                model_dir, *map(str, ports)], start_new_session=True)
+    backend = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            PY,
+            str(HERE),
+            "backend",
+            "--model-dir",
+            model_dir,
+            *map(str, ports),
+        ],
+        start_new_session=True,
+    )
     cells: list[Cell] = []
     try:
         _wait_ready(ports[0], backend)
@@ -398,23 +506,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_target(name: str, command: Command | None, direct_port: int,
-                args: argparse.Namespace) -> list[Cell]:
+def _run_target(
+    name: str, command: Command | None, direct_port: int, args: argparse.Namespace
+) -> list[Cell]:
     proc = None
     port = direct_port
     if command is not None:
         port = _free_port()
-        proc = subprocess.Popen(["taskset", "-c", "1", *command(port)], start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["taskset", "-c", "1", *command(port)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     cells = []
     try:
         _wait_ready(port, proc)
         for stream in (False, True):
             for c in args.concurrency:
                 cell = _cell(name, port, proc.pid if proc else None, stream, c, args.seconds)
-                print(f"{name:28} stream={stream!s:5} c={c:<3} p50={cell.p50_ms:.3f}ms "
-                      f"p99={cell.p99_ms:.3f}ms rps={cell.rps:.0f} cpu={cell.cpu_us}us "
-                      f"err={cell.errors}", file=sys.stderr, flush=True)
+                print(
+                    f"{name:28} stream={stream!s:5} c={c:<3} p50={cell.p50_ms:.3f}ms "
+                    f"p99={cell.p99_ms:.3f}ms rps={cell.rps:.0f} cpu={cell.cpu_us}us "
+                    f"err={cell.errors}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 cells.append(cell)
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
         print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
@@ -431,16 +548,21 @@ def _run_target(name: str, command: Command | None, direct_port: int,
 
 def _table(cells: list[Cell]) -> str:
     floor = {(c.stream, c.concurrency): c for c in cells if c.target == "direct"}
-    lines = ["| target | stream | conc. | p50 ms | added p50 ms | p99 ms | added p99 ms | req/s "
-             "| router CPU µs/req | errors |", "|" + "---|" * 10]
+    lines = [
+        "| target | stream | conc. | p50 ms | added p50 ms | p99 ms | added p99 ms | req/s "
+        "| router CPU µs/req | errors |",
+        "|" + "---|" * 10,
+    ]
     for c in cells:
         f = floor.get((c.stream, c.concurrency))
         add50 = f"{c.p50_ms - f.p50_ms:+.3f}" if f and c.target != "direct" else ""
         add99 = f"{c.p99_ms - f.p99_ms:+.3f}" if f and c.target != "direct" else ""
         cpu = f"{c.cpu_us:.0f}" if c.cpu_us is not None else ""
-        lines.append(f"| {c.target} | {'yes' if c.stream else 'no'} | {c.concurrency} | "
-                     f"{c.p50_ms:.3f} | {add50} | {c.p99_ms:.3f} | {add99} | {c.rps:.0f} | "
-                     f"{cpu} | {c.errors} |")
+        lines.append(
+            f"| {c.target} | {'yes' if c.stream else 'no'} | {c.concurrency} | "
+            f"{c.p50_ms:.3f} | {add50} | {c.p99_ms:.3f} | {add99} | {c.rps:.0f} | "
+            f"{cpu} | {c.errors} |"
+        )
     return "\n".join(lines)
 
 
@@ -449,8 +571,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--seconds", type=float, default=3.0)
-    r.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[1, 16, 64])
+    r.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
+    )
     r.add_argument("--only", default="", help="comma-separated name fragments")
     r.add_argument("--json", default="/tmp/tierwise-router-overhead.json")
     b = sub.add_parser("backend")
@@ -470,8 +593,9 @@ def main() -> int:
     if args.cmd == "backend":
         uvloop.run(_serve_backends(args.ports, args.model_dir))
     elif args.cmd == "loadgen":
-        result = uvloop.run(_load(args.port, "/v1/chat/completions", args.stream,
-                                  args.concurrency, args.seconds))
+        result = uvloop.run(
+            _load(args.port, "/v1/chat/completions", args.stream, args.concurrency, args.seconds)
+        )
         print(json.dumps(result))
     elif args.cmd == "aiohttp-proxy":
         uvloop.run(_aiohttp_proxy(args.port, args.upstreams))

@@ -47,22 +47,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument("--table", type=Path, help="routing table file the operator writes")
     source.add_argument("--policy", type=Path, help="RoutingPolicy YAML (with --endpoints)")
     parser.add_argument("--endpoints", type=Path, help="YAML: ModelDeployment name -> URLs")
-    parser.add_argument("--deployments", type=Path, action="append", default=[],
-                        help="ModelDeployment YAML for served names and prices (repeatable)")
-    parser.add_argument("--secrets-dir", default=None,
-                        help="folder where API-key Secrets are mounted as NAME/KEY files")
+    parser.add_argument(
+        "--deployments",
+        type=Path,
+        action="append",
+        default=[],
+        help="ModelDeployment YAML for served names and prices (repeatable)",
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        default=None,
+        help="folder where API-key Secrets are mounted as NAME/KEY files",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--pending-wait", type=float, default=30.0, metavar="SECONDS",
-                        help="how long a request waits for a tier scaled to zero")
+    parser.add_argument(
+        "--pending-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a request waits for a tier scaled to zero",
+    )
     parser.add_argument("--upstream-timeout", type=float, default=600.0, metavar="SECONDS")
     parser.add_argument("--max-body-mib", type=float, default=32.0)
     parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
-    parser.add_argument("--classifier", choices=[c.value for c in ClassifierBackend],
-                        default=ClassifierBackend.AUTO.value)
-    parser.add_argument("--log-level", default="warning",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--classifier",
+        choices=[c.value for c in ClassifierBackend],
+        default=ClassifierBackend.AUTO.value,
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
     parser.set_defaults(handler=run)
 
 
@@ -77,8 +94,9 @@ def table_source(args: argparse.Namespace) -> TableSource:
         raise ConfigError("--policy needs --endpoints EP.yaml (ModelDeployment name -> URLs)")
     files = [args.policy, args.endpoints, *args.deployments]
     return TableSource(
-        lambda: policy_table(args.policy, args.endpoints, args.deployments,
-                             secrets_dir=args.secrets_dir),
+        lambda: policy_table(
+            args.policy, args.endpoints, args.deployments, secrets_dir=args.secrets_dir
+        ),
         lambda: _stamp(files),
     )
 
@@ -160,8 +178,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         source = table_source(args)
         table = source.load()
@@ -186,8 +205,10 @@ async def serve(table: RoutingTable, settings: Settings, source: TableSource | N
     app = create_app(table, settings)
     try:
         async with app.running(source) as port:
-            print(f"tierwise router: table {table.version} on http://{settings.host}:{port}",
-                  flush=True)
+            print(
+                f"tierwise router: table {table.version} on http://{settings.host}:{port}",
+                flush=True,
+            )
             await stop.wait()
     except Exception as exc:
         log.error("router failed: %s", exc)

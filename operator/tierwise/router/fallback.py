@@ -124,10 +124,13 @@ _FINAL: dict[Reason, ErrorKind] = {
 }
 
 
-def error_json(kind: ErrorKind, message: str, *, param: str | None = None) -> bytes:
-    _status, type_, code = ERRORS[kind]
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param,
-                                   "code": code}})
+def error_json(
+    kind: ErrorKind, message: str, *, param: str | None = None, code: str | None = None
+) -> bytes:
+    _status, type_, default_code = ERRORS[kind]
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code or default_code}}
+    )
 
 
 def send_error(
@@ -138,13 +141,14 @@ def send_error(
     headers: tuple[Header, ...] | list[Header] = (),
     retry_after: int | str | None = None,
     param: str | None = None,
+    code: str | None = None,
 ) -> int:
     """Answer with an OpenAI-style error; return the status sent."""
     status = ERRORS[kind][0]
     extra = [*JSON, *headers]
     if retry_after is not None or status in (429, 503):
         extra.append(("retry-after", str(retry_after if retry_after is not None else 1)))
-    writer.send(status, extra, error_json(kind, message, param=param))
+    writer.send(status, extra, error_json(kind, message, param=param, code=code))
     return status
 
 
@@ -190,15 +194,20 @@ class _Job:
     bodies: dict[str, bytes] = field(default_factory=dict)
 
     def headers(self) -> list[Header]:
-        out = [("x-tierwise-tier", self.tier), ("x-tierwise-backend", self.backend),
-               ("x-tierwise-rule", self.decision.rule)]
+        out = [
+            ("x-tierwise-tier", self.tier),
+            ("x-tierwise-backend", self.backend),
+            ("x-tierwise-rule", self.decision.rule),
+        ]
         if self.fallbacks:
             out.append(("x-tierwise-fallback", ",".join(self.fallbacks)))
         return out
 
     def header_lines(self) -> bytes:
-        text = (f"x-tierwise-tier: {self.tier}\r\nx-tierwise-backend: {self.backend}\r\n"
-                f"x-tierwise-rule: {self.decision.rule}\r\n")
+        text = (
+            f"x-tierwise-tier: {self.tier}\r\nx-tierwise-backend: {self.backend}\r\n"
+            f"x-tierwise-rule: {self.decision.rule}\r\n"
+        )
         if self.fallbacks:
             text += f"x-tierwise-fallback: {','.join(self.fallbacks)}\r\n"
         return text.encode("latin-1")
@@ -257,19 +266,28 @@ class Proxy:
             self._reject(request, writer, ErrorKind.BAD_REQUEST, f"Malformed JSON body: {exc}")
             return
         if not isinstance(body, dict):
-            self._reject(request, writer, ErrorKind.BAD_REQUEST,
-                         "The request body must be a JSON object")
+            self._reject(
+                request, writer, ErrorKind.BAD_REQUEST, "The request body must be a JSON object"
+            )
             return
         view = request_view(request.path, request.headers, body)
         try:
             decision = await self._decide(snap, view)
         except RoutingError as exc:
             kind = ErrorKind.UNKNOWN_MODEL if exc.status == 404 else ErrorKind.BAD_REQUEST
-            self._reject(request, writer, kind, str(exc), param=exc.param)
+            self._reject(request, writer, kind, str(exc), param=exc.param, code=exc.code)
             return
         stream = body.get("stream") is True
-        job = _Job(request, writer, view, body, decision, stream,
-                   stream and not wants_usage(body), tier=decision.tier)
+        job = _Job(
+            request,
+            writer,
+            view,
+            body,
+            decision,
+            stream,
+            stream and not wants_usage(body),
+            tier=decision.tier,
+        )
         await self._run(job, snap)
 
     async def _decide(self, snap: Snapshot, view: RequestView) -> TierDecision:
@@ -279,12 +297,19 @@ class Proxy:
         return await asyncio.to_thread(choose_tier, snap.table, view, snap.classifier)
 
     def _reject(
-        self, request: Request, writer: ResponseWriter, kind: ErrorKind, message: str,
-        *, param: str | None = None,
+        self,
+        request: Request,
+        writer: ResponseWriter,
+        kind: ErrorKind,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
-        status = send_error(writer, kind, message, param=param)
-        self.metrics.observe_request("", "", "", status,
-                                     duration_s=time.monotonic() - request.received_at)
+        status = send_error(writer, kind, message, param=param, code=code)
+        self.metrics.observe_request(
+            "", "", "", status, duration_s=time.monotonic() - request.received_at
+        )
 
     async def _run(self, job: _Job, snap: Snapshot) -> None:
         fallback = snap.table.spec.fallback
@@ -303,8 +328,9 @@ class Proxy:
             candidates = [c for c in loads if c.healthy and c.endpoint.url not in job.tried]
             if not candidates:
                 if not any(c.endpoint.url in job.tried for c in loads):
-                    job.failure = _Failure(Reason.UNHEALTHY,
-                                           f"tier {tier.name!r} has no healthy replica")
+                    job.failure = _Failure(
+                        Reason.UNHEALTHY, f"tier {tier.name!r} has no healthy replica"
+                    )
                 tier = self._next_tier(job, snap, tier, fallback.on_error)
                 continue
             if _overloaded(candidates, fallback.overload_queue_depth):
@@ -325,8 +351,10 @@ class Proxy:
         if tier is None or action is not FallbackAction.ESCALATE:
             return None
         nxt = snap.table.next_tier(tier.name)
-        while nxt is not None and nxt.max_prompt_tokens is not None and (
-            job.view.prompt_tokens > nxt.max_prompt_tokens
+        while (
+            nxt is not None
+            and nxt.max_prompt_tokens is not None
+            and (job.view.prompt_tokens > nxt.max_prompt_tokens)
         ):
             nxt = snap.table.next_tier(nxt.name)
         if nxt is not None and job.failure is not None:
@@ -370,8 +398,14 @@ class Proxy:
             body = job.bodies[endpoint.upstream_model] = rewrite_body(
                 job.request.body, job.body, endpoint.upstream_model, add_usage=job.add_usage
             )
-        fwd = Forward(snap.targets[endpoint.url], job.request.path, body, job.stream,
-                      job.add_usage, job.header_lines())
+        fwd = Forward(
+            snap.targets[endpoint.url],
+            job.request.path,
+            body,
+            job.stream,
+            job.add_usage,
+            job.header_lines(),
+        )
         in_flight = self.metrics.in_flight
         replica.in_flight += 1
         in_flight[tier.name] = in_flight.get(tier.name, 0) + 1
@@ -391,13 +425,16 @@ class Proxy:
     def _failure(self, url: str, exc: Exception) -> _Failure:
         if isinstance(exc, UpstreamStatusError):
             if exc.status == 429:
-                return _Failure(Reason.UPSTREAM_429, "the upstream is rate limiting",
-                                exc.retry_after)
+                return _Failure(
+                    Reason.UPSTREAM_429, "the upstream is rate limiting", exc.retry_after
+                )
             if exc.status in (401, 403):
-                return _Failure(Reason.UPSTREAM_AUTH,
-                                "the upstream API refused the router's credentials")
-            return _Failure(Reason.UPSTREAM_5XX, f"the upstream answered {exc.status}",
-                            exc.retry_after)
+                return _Failure(
+                    Reason.UPSTREAM_AUTH, "the upstream API refused the router's credentials"
+                )
+            return _Failure(
+                Reason.UPSTREAM_5XX, f"the upstream answered {exc.status}", exc.retry_after
+            )
         if isinstance(exc, ConnectError):
             self.book.report_connect_failure(url)
             return _Failure(Reason.CONNECT_ERROR, "no upstream replica could be reached")
@@ -413,10 +450,20 @@ class Proxy:
             kind = _FINAL[failure.reason]
         retry_after = failure.retry_after or str(fallback.retry_after_seconds)
         message = f"{failure.message} (tier {job.tier!r}, {job.attempts} attempt(s))"
-        status = send_error(job.writer, kind, message, headers=job.headers(),
-                            retry_after=retry_after if ERRORS[kind][0] in (429, 503) else None)
-        self.metrics.observe_request(job.tier, job.backend, job.decision.rule, status,
-                                     duration_s=time.monotonic() - job.request.received_at)
+        status = send_error(
+            job.writer,
+            kind,
+            message,
+            headers=job.headers(),
+            retry_after=retry_after if ERRORS[kind][0] in (429, 503) else None,
+        )
+        self.metrics.observe_request(
+            job.tier,
+            job.backend,
+            job.decision.rule,
+            status,
+            duration_s=time.monotonic() - job.request.received_at,
+        )
 
     def _account(
         self, job: _Job, snap: Snapshot, tier: TierEntry, choice: Choice, outcome: Outcome
@@ -424,8 +471,9 @@ class Proxy:
         now = time.monotonic()
         metrics = self.metrics
         started = job.request.received_at
-        metrics.observe_request(tier.name, job.backend, job.decision.rule, outcome.status,
-                                duration_s=now - started)
+        metrics.observe_request(
+            tier.name, job.backend, job.decision.rule, outcome.status, duration_s=now - started
+        )
         if outcome.status != 200:
             return
         if choice.affinity is not Affinity.NONE:

@@ -32,10 +32,24 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 PREFIX = "tierwise_router_"
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                    60.0, 120.0, 300.0)
-TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0)
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Histogram:
@@ -130,8 +144,11 @@ class RouterMetrics(Collector):
                 self.tokens.setdefault((tier, direction), 0)
 
     # -- collection --------------------------------------------------------------------
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily
-                                  | HistogramMetricFamily | InfoMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[
+        CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily | InfoMetricFamily
+    ]:
         yield from self._counters()
         yield from self._histograms()
         yield from self._gauges()
@@ -140,27 +157,32 @@ class RouterMetrics(Collector):
         requests = _counter("requests", "Answered requests.", ["tier", "backend", "rule", "code"])
         for (tier, backend, rule, code), n in self.requests.items():
             requests.add_metric([tier, backend, rule, str(code)], n)
-        tokens = _counter("tokens", "Tokens by tier, in (prompt) and out (completion).",
-                          ["tier", "direction"])
+        tokens = _counter(
+            "tokens", "Tokens by tier, in (prompt) and out (completion).", ["tier", "direction"]
+        )
         for (tier, direction), n in self.tokens.items():
             tokens.add_metric([tier, direction], n)
         cost = _counter("cost_dollars", "Estimated cost of answered requests.", ["tier"])
         for tier, dollars in self.cost.items():
             cost.add_metric([tier], dollars)
-        baseline = _counter("baseline_cost_dollars",
-                            "What the same tokens would have cost on the top tier.", [])
+        baseline = _counter(
+            "baseline_cost_dollars", "What the same tokens would have cost on the top tier.", []
+        )
         baseline.add_metric([], self.baseline_cost)
         yield from (requests, tokens, cost, baseline)
         yield _simple_counter("fallbacks", "Retries and escalations.", "reason", self.fallbacks)
-        yield _simple_counter("prefix_affinity", "Prefix-affinity choices.", "result",
-                              self.affinity)
-        shadow = _counter("shadow_decisions", "Shadow rule decisions (not enforced).",
-                          ["rule", "tier"])
+        yield _simple_counter(
+            "prefix_affinity", "Prefix-affinity choices.", "result", self.affinity
+        )
+        shadow = _counter(
+            "shadow_decisions", "Shadow rule decisions (not enforced).", ["rule", "tier"]
+        )
         for (rule, tier), n in self.shadow_decisions.items():
             shadow.add_metric([rule, tier], n)
         yield shadow
-        yield _simple_counter("shadow_cost_dollars", "Cost shadow rules would have caused.",
-                              "rule", self.shadow_cost)
+        yield _simple_counter(
+            "shadow_cost_dollars", "Cost shadow rules would have caused.", "rule", self.shadow_cost
+        )
         yield _simple_counter("table_reloads", "Routing table reloads.", "result", self.reloads)
 
     def _histograms(self) -> Iterator[HistogramMetricFamily]:
@@ -174,13 +196,17 @@ class RouterMetrics(Collector):
             yield family
 
     def _gauges(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        in_flight = GaugeMetricFamily(PREFIX + "in_flight", "Requests being answered.",
-                                      labels=["tier"])
+        in_flight = GaugeMetricFamily(
+            PREFIX + "in_flight", "Requests being answered.", labels=["tier"]
+        )
         for tier, n in self.in_flight.items():
             in_flight.add_metric([tier], n)
         yield in_flight
-        yield GaugeMetricFamily(PREFIX + "pending_requests",
-                                "Requests waiting for a tier with no replicas.", value=self.pending)
+        yield GaugeMetricFamily(
+            PREFIX + "pending_requests",
+            "Requests waiting for a tier with no replicas.",
+            value=self.pending,
+        )
         info = InfoMetricFamily(PREFIX + "table_version", "Routing table in use.")
         info.add_metric([], {"version": self.table_version})
         yield info

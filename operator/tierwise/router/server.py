@@ -99,8 +99,9 @@ class RouterApp:
         self.metrics = RouterMetrics()
         self.pool = UpstreamPool(connect_timeout_s=settings.connect_timeout_s)
         self.book = LoadBook()
-        self.proxy = Proxy(self.pool, self.metrics, self.book,
-                           pending_wait_s=settings.pending_wait_s)
+        self.proxy = Proxy(
+            self.pool, self.metrics, self.book, pending_wait_s=settings.pending_wait_s
+        )
         self.holder = TableHolder(table)
         self.server = HttpServer(self.handle, send_status_error, settings.limits)
         self.port = 0
@@ -141,8 +142,11 @@ class RouterApp:
         self.metrics.declare_tiers(t.name for t in table.tiers)
         self.metrics.table_version = table.version
         self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
-        log.info("routing table %s installed: %s", table.version,
-                 ", ".join(f"{t.name}={len(t.endpoints)}" for t in table.tiers))
+        log.info(
+            "routing table %s installed: %s",
+            table.version,
+            ", ".join(f"{t.name}={len(t.endpoints)}" for t in table.tiers),
+        )
 
     async def _classifier_for(self, spec: ClassifierSpec | None) -> Classifier | None:
         if spec is None:
@@ -171,8 +175,9 @@ class RouterApp:
             await self.install(table)
         except Exception as exc:  # any bad input must leave the router serving
             self.metrics.reloads["error"] += 1
-            log.error("routing table rejected, keeping version %s: %s",
-                      self.holder.current.version, exc)
+            log.error(
+                "routing table rejected, keeping version %s: %s", self.holder.current.version, exc
+            )
             return False
         self.metrics.reloads["ok"] += 1
         return True
@@ -184,8 +189,12 @@ class RouterApp:
             send_error(writer, ErrorKind.NOT_FOUND, f"No route for {request.path}")
             return
         if request.method != route[0]:
-            send_error(writer, ErrorKind.METHOD, f"Use {route[0]} for {request.path}",
-                       headers=[("allow", route[0])])
+            send_error(
+                writer,
+                ErrorKind.METHOD,
+                f"Use {route[0]} for {request.path}",
+                headers=[("allow", route[0])],
+            )
             return
         await route[1](request, writer)
 
@@ -207,8 +216,9 @@ class RouterApp:
         writer.send(200 if ready else 503, JSON, body)
 
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:
-        writer.send(200, [("content-type", CONTENT_TYPE_LATEST)],
-                    generate_latest(self.metrics.registry))
+        writer.send(
+            200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.metrics.registry)
+        )
 
     # -- lifespan ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -216,10 +226,15 @@ class RouterApp:
         """Serve until the block exits; yield the bound port. Drains on exit."""
         if self.proxy.snapshot is None:
             await self.install(self.holder.current)
-        scraper = Scraper(self.book, self.pool, interval_s=self.settings.scrape_interval_s,
-                          timeout_s=self.settings.scrape_timeout_s)
-        self.port = await self.server.start(self.settings.host, self.settings.port,
-                                            reuse_port=self.settings.reuse_port)
+        scraper = Scraper(
+            self.book,
+            self.pool,
+            interval_s=self.settings.scrape_interval_s,
+            timeout_s=self.settings.scrape_timeout_s,
+        )
+        self.port = await self.server.start(
+            self.settings.host, self.settings.port, reuse_port=self.settings.reuse_port
+        )
         watcher = None
         if source is not None:
             watcher = asyncio.get_running_loop().create_task(self._watch(source))
@@ -263,8 +278,10 @@ class RouterApp:
 
 
 def _models_body(table: RoutingTable) -> bytes:
-    data = [{"id": alias, "object": "model", "created": 0, "owned_by": "tierwise"}
-            for alias in sorted(table.aliases)]
+    data = [
+        {"id": alias, "object": "model", "created": 0, "owned_by": "tierwise"}
+        for alias in sorted(table.aliases)
+    ]
     return orjson.dumps({"object": "list", "data": data})
 
 

@@ -175,8 +175,10 @@ def _reencode(body: Mapping[str, Any], model: str, *, add_usage: bool) -> bytes:
     copy["model"] = model
     if add_usage:
         options = copy.get("stream_options")
-        copy["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                  "include_usage": True}
+        copy["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
     return orjson.dumps(copy)
 
 
@@ -332,8 +334,11 @@ async def forward(pool: UpstreamPool, fwd: Forward, writer: ResponseWriter) -> O
         if status == 429 or status >= 500 or (target.secret and status in (401, 403)):
             body = await conn.read_body()
             retry_after = conn.header(b"retry-after")
-            raise UpstreamStatusError(status, _scrub(body, target.secret),
-                                      retry_after.decode("latin-1") if retry_after else None)
+            raise UpstreamStatusError(
+                status,
+                _scrub(body, target.secret),
+                retry_after.decode("latin-1") if retry_after else None,
+            )
         if fwd.stream and status == 200:
             outcome = await _relay(conn, fwd, writer)
         else:
@@ -368,8 +373,11 @@ async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter)
     except UpstreamError as exc:
         relay.finish()
         outcome.stream_error = type(exc).__name__
-        message = "the upstream took too long" if isinstance(exc, UpstreamTimeoutError) else (
-            "the upstream stream broke off")
+        message = (
+            "the upstream took too long"
+            if isinstance(exc, UpstreamTimeoutError)
+            else ("the upstream stream broke off")
+        )
         writer.write(stream_error_event(message + "; the answer is incomplete"))
         conn.close()
     finally:

@@ -211,9 +211,7 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections per origin; one pool per router process."""
 
-    def __init__(
-        self, *, connect_timeout_s: float = 5.0, max_idle_per_origin: int = 256
-    ) -> None:
+    def __init__(self, *, connect_timeout_s: float = 5.0, max_idle_per_origin: int = 256) -> None:
         self._loop = asyncio.get_running_loop()
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
         self._connect_timeout_s = connect_timeout_s

@@ -101,7 +101,11 @@ class ResponseWriter:
         transport = self._conn.transport
         if transport is not None:
             head = b"%b%b%bcontent-length: %d\r\n\r\n" % (
-                status_line(status), block, self._close_line(), len(body))
+                status_line(status),
+                block,
+                self._close_line(),
+                len(body),
+            )
             if len(body) < 16384:
                 transport.write(head + body)
             else:
@@ -116,8 +120,10 @@ class ResponseWriter:
         self._begin(status)
         transport = self._conn.transport
         if transport is not None:
-            transport.write(b"%b%b%btransfer-encoding: chunked\r\n\r\n" % (
-                status_line(status), block, self._close_line()))
+            transport.write(
+                b"%b%b%btransfer-encoding: chunked\r\n\r\n"
+                % (status_line(status), block, self._close_line())
+            )
 
     def write(self, data: bytes) -> None:
         transport = self._conn.transport
@@ -167,6 +173,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._writer: ResponseWriter | None = None
         self.last_active = self._loop.time()
         self.closing = False
+        self._discarding = False
 
     # -- connection events -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -189,12 +196,15 @@ class HttpServerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except _RejectError as exc:
-            self._reject(exc.status, exc.message)
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed HTTP request: {exc}")
+            # httptools wraps an exception raised by a callback; ours says what to answer
+            cause = exc.__context__
+            if isinstance(cause, _RejectError):
+                self._reject(cause.status, cause.message)
+            else:
+                self._reject(400, f"malformed HTTP request: {exc}")
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -219,6 +229,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     # -- parser callbacks --------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._discarding = False
         self._url = b""
         self._headers = {}
         self._body = []
@@ -238,17 +249,35 @@ class HttpServerProtocol(asyncio.Protocol):
         length = headers.get("content-length")
         limit = self._server.limits.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
-            raise _RejectError(413, "request body too large")
-        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self._too_large()
+        elif headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body_len += len(body)
+        if self._discarding:
+            if self._body_len > 4 * self._server.limits.max_body_bytes:
+                raise _RejectError(413, "request body too large")  # stop reading: close
+            return
         if self._body_len > self._server.limits.max_body_bytes:
-            raise _RejectError(413, "request body too large")
+            self._too_large()
+            return
         self._body.append(body)
 
+    def _too_large(self) -> None:
+        """Answer 413 now, read (and drop) the rest of the body, then close: a client still
+        sending would otherwise see a reset instead of the answer."""
+        self._discarding = True
+        self._body = []
+        if self._task is None and self.transport is not None:
+            self._server.error_responder(
+                ResponseWriter(self, keep_alive=False), 413, "request body too large"
+            )
+
     def on_message_complete(self) -> None:
+        if self._discarding:
+            self._close()
+            return
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(

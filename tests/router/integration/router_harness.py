@@ -1,0 +1,198 @@
+"""Helpers of the router integration tests: policies, simulator configs and a router
+process (``launch_router`` runs ``python -m tierwise.cli router --policy ... --endpoints
+...`` on a free port and waits for ``/healthz``)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tierwise.sim.config import SimConfig
+from tierwise.sim.latency import PROFILES, Profile
+from tierwise.sim.process import EngineProcess, free_port
+
+ZERO = PROFILES[Profile.ZERO]
+
+
+def sim(model: str, **latency: Any) -> SimConfig:
+    """A simulator config serving ``model`` with zero latency unless overridden."""
+    return SimConfig(
+        model=model,
+        latency=dataclasses.replace(ZERO, **latency),
+        output_tokens_min=4,
+        output_tokens_max=24,
+    )
+
+
+def policy(
+    tiers: Sequence[dict[str, Any]],
+    *,
+    rules: Sequence[dict[str, Any]] = (),
+    models: Sequence[str] = ("auto",),
+    **spec: Any,
+) -> dict[str, Any]:
+    """A RoutingPolicy document."""
+    body: dict[str, Any] = {"models": list(models), "tiers": list(tiers), "rules": list(rules)}
+    body.update(spec)
+    return {
+        "apiVersion": "tierwise.dev/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": "test"},
+        "spec": body,
+    }
+
+
+def tier(
+    name: str, deployment: str, price_in: float, price_out: float, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "backends": [{"modelDeployment": deployment}],
+        "price": {"inputPerMillionTokens": price_in, "outputPerMillionTokens": price_out},
+        **extra,
+    }
+
+
+@dataclass
+class RouterProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    policy_path: Path
+    endpoints_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples named ``name`` whose labels include ``labels``."""
+        total = 0.0
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
+        return total
+
+    def write_endpoints(self, endpoints: dict[str, list[str]]) -> None:
+        _write_atomic(self.endpoints_path, yaml.safe_dump(endpoints))
+
+    def write_policy(self, document: dict[str, Any] | str) -> None:
+        text = document if isinstance(document, str) else yaml.safe_dump(document)
+        _write_atomic(self.policy_path, text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    # make the change visible to an mtime poll even within the same clock tick
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def launch_router(
+    directory: Path, document: dict[str, Any], endpoints: dict[str, list[str]], *args: str
+) -> RouterProcess:
+    """Start a router process for ``document`` and ``endpoints``; the caller stops it."""
+    n = len(list(directory.glob("policy*.yaml")))
+    policy_path = directory / f"policy{n}.yaml"
+    endpoints_path = directory / f"endpoints{n}.yaml"
+    policy_path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    endpoints_path.write_text(yaml.safe_dump(endpoints))
+    port = free_port()
+    log_path = directory / f"router{n}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tierwise.cli",
+                "router",
+                "--policy",
+                str(policy_path),
+                "--endpoints",
+                str(endpoints_path),
+                "--port",
+                str(port),
+                "--log-level",
+                "info",
+                "--scrape-interval",
+                "0.2",
+                *args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    router = RouterProcess(
+        f"http://127.0.0.1:{port}", process, log_path, policy_path, endpoints_path
+    )
+    try:
+        _wait_healthy(router)
+    except BaseException:
+        router.stop()
+        raise
+    return router
+
+
+def _wait_healthy(router: RouterProcess, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if router.process.poll() is not None:
+            raise RuntimeError(f"router exited: {router.log()}")
+        try:
+            with urllib.request.urlopen(router.url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"router not healthy: {router.log()}")
+
+
+@dataclass
+class Sims:
+    small: list[EngineProcess]
+    large: EngineProcess
+
+    def endpoints(self) -> dict[str, list[str]]:
+        return {"small-md": [e.url for e in self.small], "large-md": [self.large.url]}
+
+
+StartRouter = Callable[..., RouterProcess]
+"""``start_router(policy, endpoints, *flags)``: the fixture's signature."""
