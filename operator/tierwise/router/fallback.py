@@ -364,7 +364,8 @@ class Proxy:
     async def _await_replicas(self, tier: str) -> Snapshot:
         """Hold for a table that gives ``tier`` replicas, up to ``pending_wait_s``."""
         deadline = self._loop.time() + self.pending_wait_s
-        self.metrics.pending += 1
+        held = _deployments(self.snapshot, tier)
+        self._hold(held, +1)
         try:
             while True:
                 snap = self.snapshot
@@ -378,7 +379,16 @@ class Proxy:
                 except TimeoutError:
                     pass
         finally:
-            self.metrics.pending -= 1
+            self._hold(held, -1)
+
+    def _hold(self, deployments: tuple[str, ...], step: int) -> None:
+        """Count a held request in ``pending_requests`` for each ModelDeployment of its tier."""
+        metrics = self.metrics
+        metrics.pending += step
+        now = time.time()
+        for name in deployments:
+            metrics.pending_by_model[name] = metrics.pending_by_model.get(name, 0) + step
+            metrics.last_request_at[name] = now
 
     async def _attempt(self, job: _Job, snap: Snapshot, tier: TierEntry, choice: Choice) -> bool:
         """One upstream attempt; True when the client got its answer."""
@@ -393,6 +403,7 @@ class Proxy:
         job.attempts += 1
         job.tried.add(endpoint.url)
         job.backend = endpoint.backend
+        self.metrics.last_request_at[endpoint.backend] = time.time()
         body = job.bodies.get(endpoint.upstream_model)
         if body is None:
             body = job.bodies[endpoint.upstream_model] = rewrite_body(
@@ -497,3 +508,16 @@ class Proxy:
 
 def _overloaded(candidates: list[ReplicaLoad], limit: int) -> bool:
     return all(c.queue_depth is not None and c.queue_depth >= limit for c in candidates)
+
+
+def _deployments(snap: Snapshot | None, tier: str) -> tuple[str, ...]:
+    """The ModelDeployments behind ``tier`` (what a held request is waiting for)."""
+    if snap is None:
+        return ()
+    return tuple(
+        b.model_deployment
+        for t in snap.table.spec.tiers
+        if t.name == tier
+        for b in t.backends
+        if b.model_deployment is not None
+    )

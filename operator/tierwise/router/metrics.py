@@ -13,8 +13,10 @@ answers: time to the first upstream body byte), ``tokens_total{tier,direction}``
 tier), ``fallbacks_total{reason}``, ``prefix_affinity_total{result}``,
 ``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}``,
 ``table_version_info{version}``, ``table_reloads_total{result}``, ``in_flight{tier}``,
-``pending_requests`` (requests held for a tier with no replicas: the scale-from-zero
-demand signal).
+``pending_requests{model_deployment}`` (requests held for a tier with no replicas: the
+scale-from-zero demand signal the operator scrapes) and
+``last_request_timestamp_seconds{model_deployment}`` (names from
+:mod:`tierwise.autoscaler.demand`; see docs/scale-from-zero.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from prometheus_client.core import (
     InfoMetricFamily,
 )
 from prometheus_client.registry import Collector
+
+from tierwise.autoscaler import demand
 
 PREFIX = "tierwise_router_"
 DURATION_BUCKETS = (
@@ -92,6 +96,10 @@ class RouterMetrics(Collector):
         self.shadow_cost: dict[str, float] = {}
         self.in_flight: dict[str, int] = {}
         self.pending = 0
+        self.pending_by_model: dict[str, int] = {}
+        """Held requests per ModelDeployment (the demand signal)."""
+        self.last_request_at: dict[str, float] = {}
+        """Unix time of the last request per backend (ModelDeployment or external:...)."""
         self.table_version = ""
         self.reloads: dict[str, int] = {"ok": 0, "error": 0}
         self.registry.register(self)
@@ -202,14 +210,27 @@ class RouterMetrics(Collector):
         for tier, n in self.in_flight.items():
             in_flight.add_metric([tier], n)
         yield in_flight
-        yield GaugeMetricFamily(
-            PREFIX + "pending_requests",
-            "Requests waiting for a tier with no replicas.",
-            value=self.pending,
-        )
+        yield from self._demand()
         info = InfoMetricFamily(PREFIX + "table_version", "Routing table in use.")
         info.add_metric([], {"version": self.table_version})
         yield info
+
+    def _demand(self) -> Iterator[GaugeMetricFamily]:
+        """The scale-from-zero demand signal, per ModelDeployment (never external APIs)."""
+        label = [demand.MODEL_DEPLOYMENT_LABEL]
+        pending = GaugeMetricFamily(
+            demand.PENDING_REQUESTS, "Requests waiting for a tier with no replicas.", labels=label
+        )
+        for model, n in self.pending_by_model.items():
+            pending.add_metric([model], n)
+        yield pending
+        last = GaugeMetricFamily(
+            demand.LAST_REQUEST_TIMESTAMP, "Unix time of the last request.", labels=label
+        )
+        for backend, at in self.last_request_at.items():
+            if not backend.startswith("external:"):
+                last.add_metric([backend], at)
+        yield last
 
 
 def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
