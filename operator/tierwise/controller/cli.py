@@ -14,7 +14,9 @@ from typing import Any
 
 import kopf
 
+from tierwise.controller.autoscaling import AutoscalerSettings
 from tierwise.controller.kube import load_config
+from tierwise.controller.pods import PodAddress
 from tierwise.controller.runner import OperatorOptions, run_operator
 
 
@@ -55,8 +57,53 @@ def register(subparsers: Any) -> None:
         default=True,
         help="run without kopf peering (default); --no-standalone coordinates replicas",
     )
+    _autoscaling_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
+
+
+def _autoscaling_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("autoscaling")
+    group.add_argument(
+        "--router-metrics-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a router's /metrics, read for the scale-from-zero demand signal (repeatable)",
+    )
+    group.add_argument(
+        "--discover-routers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also scrape ready pods labelled app.kubernetes.io/component=router (default)",
+    )
+    group.add_argument(
+        "--pod-metrics-address",
+        choices=[a.value for a in PodAddress],
+        default=PodAddress.POD_IP.value,
+        help="pod URLs from podIP:containerPort (default) or the local runner's port annotation",
+    )
+    group.add_argument(
+        "--autoscale-tick",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often the autoscaling timer wakes (each object runs on its own interval)",
+    )
+    group.add_argument(
+        "--no-autoscaling", action="store_true", help="run no autoscaling timer at all"
+    )
+
+
+def autoscaler_settings(args: argparse.Namespace) -> AutoscalerSettings | None:
+    if args.no_autoscaling:
+        return None
+    return AutoscalerSettings(
+        tick_s=args.autoscale_tick,
+        router_metrics_urls=tuple(args.router_metrics_url),
+        discover_routers=args.discover_routers,
+        pod_address=PodAddress(args.pod_metrics_address),
+    )
 
 
 def options_from(args: argparse.Namespace) -> OperatorOptions:
@@ -67,6 +114,7 @@ def options_from(args: argparse.Namespace) -> OperatorOptions:
         liveness=args.liveness,
         metrics_port=args.metrics_port,
         standalone=args.standalone,
+        autoscaler=autoscaler_settings(args),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from tierwise.api.common import GROUP, VERSION
+from tierwise.controller.autoscaling import Autoscaler
 from tierwise.controller.kube import KubeConfig
 from tierwise.controller.reconcile import Reconciler
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
@@ -65,8 +66,11 @@ def _owner_name(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def build_registry(reconciler: Reconciler, config: KubeConfig) -> kopf.OperatorRegistry:
-    """A registry with every handler of the operator, bound to ``reconciler``."""
+def build_registry(
+    reconciler: Reconciler, config: KubeConfig, *, autoscaler: Autoscaler | None = None
+) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to ``reconciler`` (and the
+    autoscaling timer, bound to ``autoscaler``, when one is given)."""
     registry = kopf.OperatorRegistry()
     on = kopf.on
 
@@ -87,6 +91,24 @@ def build_registry(reconciler: Reconciler, config: KubeConfig) -> kopf.OperatorR
     @on.delete(GROUP, VERSION, PLURAL, id="cleanup-children", registry=registry)
     async def delete(body: kopf.Body, **_: Any) -> None:
         await reconciler.delete(_plain(body))
+        if autoscaler is not None:
+            meta = body.get("metadata") or {}
+            autoscaler.forget(str(meta.get("namespace")), str(meta.get("name")))
+
+    if autoscaler is not None:
+        scaler = autoscaler
+
+        @kopf.timer(
+            GROUP,
+            VERSION,
+            PLURAL,
+            id="autoscale",
+            interval=scaler.settings.tick_s,
+            initial_delay=scaler.settings.tick_s,
+            registry=registry,
+        )
+        async def autoscale(body: kopf.Body, **_: Any) -> None:
+            await scaler.tick_safely(_plain(body))
 
     labelled = {MODEL_DEPLOYMENT_LABEL: kopf.PRESENT}
 

@@ -13,7 +13,8 @@ _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 
 
 class OperatorMetrics:
-    """Reconciles by kind and outcome, their durations, API writes and managed objects."""
+    """Reconciles by kind and outcome, their durations, API writes, managed objects, and
+    autoscaling decisions with desired vs current replicas."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
@@ -46,6 +47,25 @@ class OperatorMetrics:
             f"{PREFIX}_api_writes",
             "Writes to the Kubernetes API by verb and kind.",
             ["verb", "kind"],
+            registry=self.registry,
+        )
+
+        self.scale_decisions = Counter(
+            f"{PREFIX}_scale_decisions",
+            "Autoscaling decisions by direction (up, down, none), reason and mode.",
+            ["direction", "reason", "mode"],
+            registry=self.registry,
+        )
+        self.desired_replicas = Gauge(
+            f"{PREFIX}_desired_replicas",
+            "Replicas the autoscaler wants (in advisory mode: would want).",
+            ["namespace", "model_deployment"],
+            registry=self.registry,
+        )
+        self.current_replicas = Gauge(
+            f"{PREFIX}_current_replicas",
+            "Replicas the Deployment asks for (spec.replicas) at the last decision.",
+            ["namespace", "model_deployment"],
             registry=self.registry,
         )
 

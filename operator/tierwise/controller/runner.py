@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 import aiohttp.web
 import kopf
 
+from tierwise.controller.autoscaling import Autoscaler, AutoscalerSettings
 from tierwise.controller.handlers import build_registry, configure
 from tierwise.controller.kube import KubeClient, KubeConfig
 from tierwise.controller.metrics import OperatorMetrics
@@ -38,6 +39,8 @@ class OperatorOptions:
     standalone: bool = True
     debounce_s: float = 0.2
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics, compare=False)
+    autoscaler: AutoscalerSettings | None = field(default_factory=AutoscalerSettings)
+    """The autoscaling timer's settings; None runs no autoscaling timer at all."""
 
 
 @asynccontextmanager
@@ -75,13 +78,15 @@ async def run_operator(
         _metrics_server(options),
     ):
         reconciler = Reconciler(kube=kube, metrics=metrics, debounce_s=options.debounce_s)
+        scaling = options.autoscaler
+        autoscaler = Autoscaler(kube, metrics, scaling) if scaling is not None else None
         if on_reconciler is not None:
             on_reconciler(reconciler)
         settings = kopf.OperatorSettings()
         configure(settings)
         try:
             await kopf.operator(
-                registry=build_registry(reconciler, options.kube),
+                registry=build_registry(reconciler, options.kube, autoscaler=autoscaler),
                 settings=settings,
                 standalone=options.standalone,
                 clusterwide=not options.namespaces,
@@ -92,6 +97,8 @@ async def run_operator(
             )
         finally:
             await reconciler.close()
+            if autoscaler is not None:
+                await autoscaler.close()
 
 
 class OperatorThread:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from tierwise.api.common import ConditionStatus, ConditionType
-from tierwise.api.model_deployment import Phase
+from tierwise.api.model_deployment import AutoscalingMode, Phase
+from tierwise.autoscaler.model import Decision, Limit
 
 # Container waiting reasons that mean "this pod will not become ready by waiting".
 FAILING_WAIT_REASONS = frozenset(
@@ -207,3 +208,42 @@ def render_conditions(
             cond["observedGeneration"] = generation
         rendered.append(cond)
     return rendered
+
+
+def autoscaling_status(
+    decision: Decision, *, mode: AutoscalingMode, applied_at: datetime | None
+) -> dict[str, Any]:
+    """The status fields the autoscaler writes (pure; the reconcile writes the rest).
+
+    ``desiredReplicas`` only when Tierwise owns replicas (mode ``tierwise``): in advisory
+    and external modes the reconcile reports the Deployment's own count there, and the
+    advice is in ``lastScaleReason``. ``lastScaleTime`` only when replicas were changed.
+    """
+    s = decision.signals
+    observed = datetime.fromtimestamp(s.observed_at, UTC) if s.observed_at is not None else None
+    signals = {
+        "queueDepth": _rounded(s.queue_depth),
+        "runningRequests": _rounded(s.running_requests),
+        "kvCacheUsage": _rounded(s.kv_cache_usage),
+        "gpuUtilization": _rounded(s.gpu_utilization),
+        "missing": [m.value for m in s.missing],
+        "observedAt": _stamp(observed) if observed is not None else None,
+    }
+    limit = "" if decision.limit is Limit.NONE else f", limit {decision.limit}"
+    out: dict[str, Any] = {
+        "lastSignals": signals,
+        "lastScaleReason": f"{decision.reason}{limit}: {decision.message}",
+    }
+    if mode is AutoscalingMode.TIERWISE:
+        out["desiredReplicas"] = decision.desired
+    if applied_at is not None:
+        out["lastScaleTime"] = _stamp(applied_at)
+    return out
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
