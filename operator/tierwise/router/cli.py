@@ -71,7 +71,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--upstream-timeout", type=float, default=600.0, metavar="SECONDS")
     parser.add_argument("--max-body-mib", type=float, default=32.0)
     parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
-    parser.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often engines' /metrics are read for queue depth",
+    )
+    parser.add_argument(
+        "--watch-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the table's files are checked for changes",
+    )
     parser.add_argument(
         "--classifier",
         choices=[c.value for c in ClassifierBackend],
@@ -173,6 +186,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         upstream_timeout_s=args.upstream_timeout,
         shutdown_grace_s=args.shutdown_grace,
         scrape_interval_s=args.scrape_interval,
+        watch_interval_s=args.watch_interval,
         classifier=ClassifierBackend(args.classifier),
     )
 

@@ -173,6 +173,17 @@ class _Failure:
     reason: Reason
     message: str
     retry_after: str | None = None
+    upstream_status: int | None = None
+
+    def kind(self, fallback: FallbackSpec) -> ErrorKind:
+        """The error the client gets when nothing is left to try."""
+        if self.reason is Reason.OVERLOAD and fallback.on_overload is FallbackAction.REJECT:
+            return ErrorKind.OVERLOADED
+        if self.upstream_status == 503:
+            return ErrorKind.UNAVAILABLE
+        if self.upstream_status == 504:
+            return ErrorKind.TIMEOUT
+        return _FINAL[self.reason]
 
 
 @dataclass(slots=True)
@@ -444,7 +455,10 @@ class Proxy:
                     Reason.UPSTREAM_AUTH, "the upstream API refused the router's credentials"
                 )
             return _Failure(
-                Reason.UPSTREAM_5XX, f"the upstream answered {exc.status}", exc.retry_after
+                Reason.UPSTREAM_5XX,
+                f"the upstream answered {exc.status}",
+                exc.retry_after,
+                exc.status,
             )
         if isinstance(exc, ConnectError):
             self.book.report_connect_failure(url)
@@ -455,10 +469,7 @@ class Proxy:
 
     def _fail(self, job: _Job, fallback: FallbackSpec) -> None:
         failure = job.failure or _Failure(Reason.UNHEALTHY, "no replica available")
-        if failure.reason is Reason.OVERLOAD and fallback.on_overload is FallbackAction.REJECT:
-            kind = ErrorKind.OVERLOADED
-        else:
-            kind = _FINAL[failure.reason]
+        kind = failure.kind(fallback)
         retry_after = failure.retry_after or str(fallback.retry_after_seconds)
         message = f"{failure.message} (tier {job.tier!r}, {job.attempts} attempt(s))"
         status = send_error(

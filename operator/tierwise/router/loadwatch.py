@@ -53,7 +53,7 @@ def parse_engine_load(text: str) -> EngineLoad:
     """Queue depth (sum) and KV-cache usage (max) from a Prometheus text exposition."""
     queue: float | None = None
     kv: float | None = None
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): label values may hold \x1c-\x1e
         if not line.startswith(("vllm:", "sglang:")):
             continue
         brace = line.find("{")

@@ -1,0 +1,136 @@
+"""The proxy forwards the client's bytes with only ``model`` replaced (unknown fields and
+formatting untouched), relays SSE bytes as received however the upstream splits them, and
+removes only the usage event it asked for itself."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tierwise.router.upstream import SseRelay, read_usage, rewrite_body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"auto","messages":[],"x-unknown":{"deep":[1,2.50,"\\u00e9"]}}',
+        b'{ "model" : "auto" , "messages" : [ ] }',
+        '{"messages":[{"content":"caf\u00e9 \U0001f600"}],"model":"auto","n":1}'.encode(),
+        b'{"model":"auto"}',
+    ],
+)
+def test_model_is_spliced_without_reencoding(raw: bytes) -> None:
+    body = orjson.loads(raw)
+    out = rewrite_body(raw, body, "qwen3-8b", add_usage=False)
+    assert orjson.loads(out) == {**body, "model": "qwen3-8b"}
+    # everything but the model value is byte-for-byte the client's
+    assert out.replace(b'"qwen3-8b"', b'"auto"') == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"auto","response_format":{"schema":{"model":"auto"}}}',  # two "model" keys
+        b'{"model":"\\u0061uto","messages":[]}',  # the value is escaped differently
+    ],
+)
+def test_ambiguous_bodies_are_reencoded_once(raw: bytes) -> None:
+    body = orjson.loads(raw)
+    out = rewrite_body(raw, body, "m\u00e9", add_usage=False)
+    assert orjson.loads(out) == {**body, "model": "m\u00e9"}
+
+
+def test_same_model_forwards_the_very_same_bytes() -> None:
+    raw = b'{"model": "m", "stream": false}'
+    assert rewrite_body(raw, orjson.loads(raw), "m", add_usage=False) is raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "options"),
+    [
+        (b'{"model":"a","stream":true}', {"include_usage": True}),
+        (
+            b'{"model":"a","stream":true,"stream_options":{"continuous_usage_stats":true}}',
+            {"continuous_usage_stats": True, "include_usage": True},
+        ),
+    ],
+)
+def test_usage_option_is_added_for_counting(raw: bytes, options: dict[str, bool]) -> None:
+    out = orjson.loads(rewrite_body(raw, orjson.loads(raw), "b", add_usage=True))
+    assert out["model"] == "b"
+    assert out["stream_options"] == options
+
+
+def _event(payload: dict[str, object] | str) -> bytes:
+    data = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+    return f"data: {data}\n\n".encode()
+
+
+STREAM = [
+    _event({"choices": [{"delta": {"content": "h\u00e9"}}], "usage": None}),
+    _event({"choices": [{"delta": {"content": " \U0001f600"}}]}),
+    _event({"choices": [{"delta": {}, "finish_reason": "stop"}]}),
+    _event({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}}),
+    _event("[DONE]"),
+]
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.pieces.append(data)
+
+
+def _relay(pieces: list[bytes], *, strip: bool) -> tuple[bytes, SseRelay]:
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=strip)  # type: ignore[arg-type]
+    for piece in pieces:
+        relay(piece)
+    relay.finish()
+    return b"".join(writer.pieces), relay
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(b"".join(STREAM))), max_size=12))
+@pytest.mark.parametrize("strip", [False, True])
+def test_relay_is_exact_however_the_stream_is_cut(strip: bool, cuts: list[int]) -> None:
+    whole = b"".join(STREAM)
+    bounds = sorted({0, len(whole), *cuts})
+    pieces = [whole[a:b] for a, b in itertools.pairwise(bounds)]
+    out, relay = _relay(pieces, strip=strip)
+    expected = whole.replace(STREAM[3], b"") if strip else whole
+    assert out == expected
+    assert (relay.prompt, relay.completion) == (12, 3)
+
+
+def test_relay_writes_whole_events_without_copying() -> None:
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=False)  # type: ignore[arg-type]
+    relay(STREAM[0])
+    assert writer.pieces[0] is STREAM[0]
+
+
+def test_relay_without_usage_estimates_completion_from_events() -> None:
+    out, relay = _relay([*STREAM[:3], STREAM[4]], strip=True)
+    assert out == b"".join([*STREAM[:3], STREAM[4]])
+    assert relay.completion is None
+    assert relay.estimated_completion == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"usage":{"prompt_tokens":5,"completion_tokens":7}}', (5, 7)),
+        (b'{"usage": {"prompt_tokens": 5, "completion_tokens": 7}}', (5, 7)),
+        (b'{"choices":[]}', (None, None)),
+        (b"", (None, None)),
+        (b'{"usage":{"prompt_tokens":5,"completion_tokens":0,"x":"\xc3\xa9"}}', (5, 0)),
+    ],
+)
+def test_read_usage(body: bytes, expected: tuple[int | None, int | None]) -> None:
+    assert read_usage(body) == expected
