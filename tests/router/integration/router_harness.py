@@ -163,14 +163,14 @@ def launch_router(
         f"http://127.0.0.1:{port}", process, log_path, policy_path, endpoints_path
     )
     try:
-        _wait_healthy(router)
+        wait_healthy(router)
     except BaseException:
         router.stop()
         raise
     return router
 
 
-def _wait_healthy(router: RouterProcess, timeout_s: float = 20.0) -> None:
+def wait_healthy(router: RouterProcess, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if router.process.poll() is not None:
