@@ -210,14 +210,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             raise errors.bad_request(str(e)) from e
 
     def _get(self, spec: ResourceSpec, request: kmock.Request, name: str) -> Any:
-        obj = self.store.get(spec.resource, request.namespace, name)
+        obj = self.store.get(spec.resource, request.namespace, name, shared=True)
         if request.subresource == "scale" and spec.scale is not None:
             return scale_view(obj, spec.scale)
-        return obj
+        return obj  # the stored dict, only serialised
 
     def _list(self, spec: ResourceSpec, request: kmock.Request) -> Any:
         items, version = self.store.list(spec.resource, request.namespace,
-                                         self._predicate(request))
+                                         self._predicate(request), shared=True)
         return {"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                 "metadata": {"resourceVersion": str(version)}, "items": items}
 
@@ -241,7 +241,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return Response(status=200, headers={"Content-Type": "application/json"},
                               payload=self._stream(events))
 
-    async def _stream(self, events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Any]:
+    async def _stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[Any]:
         yield b""  # send the headers now, even if no event comes for a while
         async for event in events:
             yield event

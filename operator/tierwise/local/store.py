@@ -10,6 +10,16 @@ and records every change in an :class:`~tierwise.local.watches.EventLog`.
 
 All methods are synchronous and run on the emulator's event loop: a change and
 its watch event happen atomically, which is what makes watches race-free.
+
+Performance contract (500 ModelDeployments, thousands of objects, on 2 cores):
+
+* a committed object dict is never mutated again — every write builds a new one (nested
+  parts may be shared with the previous version). So the change log, the HTTP answers
+  and :meth:`ObjectStore.iter_objects` share the stored dicts instead of copying them;
+  :meth:`get`, :meth:`list` and the write methods still hand Python callers their own
+  copy (:func:`clone`, a JSON-shaped copy several times faster than ``copy.deepcopy``);
+* live objects are indexed by resource, so a read touches only that resource's objects
+  (kmock's array holds every version of every object of every kind).
 """
 
 from __future__ import annotations
@@ -30,12 +40,38 @@ from tierwise.local.watches import EventLog
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
+ResourceKey = tuple[str, str, str]
 Predicate = Callable[[Mapping[str, Any]], bool]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars); other mappings become dicts."""
+    kind = type(value)
+    if kind is dict:
+        return {k: clone(v) for k, v in value.items()}
+    if kind is list:
+        return [clone(v) for v in value]
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clone(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def _copy(obj: Mapping[str, Any]) -> Obj:
+    copied: Obj = clone(obj)
+    return copied
+
+
+def resource_key(resource: kmock.resource) -> ResourceKey:
+    return (resource.group or "", resource.version or "", resource.plural or "")
 
 
 def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,15 +90,17 @@ class ObjectStore:
     def __init__(self, objects: kmock.ObjectsArray, log: EventLog) -> None:
         self.objects = objects
         self.log = log
-        self.specs: dict[tuple[str, str, str], ResourceSpec] = {}
+        self.specs: dict[ResourceKey, ResourceSpec] = {}
         self._uids: dict[str, Key] = {}
+        self._live: dict[ResourceKey, dict[tuple[str | None, str], Obj]] = {}
+        """The current (not deleted) objects per resource, by (namespace, name)."""
 
     # -- resources ---------------------------------------------------------------------------
     def spec_for(self, resource: kmock.resource) -> ResourceSpec:
-        key = (resource.group or "", resource.version or "", resource.plural or "")
-        if key not in self.specs:
+        spec = self.specs.get(resource_key(resource))
+        if spec is None:
             raise errors.resource_not_found()
-        return self.specs[key]
+        return spec
 
     def register(self, spec: ResourceSpec) -> None:
         self.specs[(spec.group, spec.version, spec.plural)] = spec
@@ -75,37 +113,50 @@ class ObjectStore:
     # -- reading -----------------------------------------------------------------------------
     def iter_objects(self, resource: kmock.resource,
                      namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
-        for (res, ns, name), obj in list(self.objects.items()):
-            if res == resource and not obj.deleted and (namespace is None or ns == namespace):
-                yield (res, ns, name), obj.raw
+        """The live objects of a resource (the stored dicts: read, never mutate them)."""
+        spec = self.specs.get(resource_key(resource))
+        live = self._live.get(resource_key(resource))
+        if spec is None or not live:
+            return
+        for (ns, name), obj in list(live.items()):
+            if namespace is None or ns == namespace:
+                yield (spec.resource, ns, name), obj
 
     def _key(self, spec: ResourceSpec, namespace: str | None, name: str) -> Key:
         return (spec.resource, namespace if spec.namespaced else None, name)
 
     def _current(self, spec: ResourceSpec, key: Key) -> Obj | None:
-        if key not in self.objects or self.objects[key].deleted:
-            return None
-        return self.objects[key].raw
+        return self._live.get((spec.group, spec.version, spec.plural), {}).get(key[1:])
 
-    def get(self, resource: kmock.resource, namespace: str | None, name: str) -> Obj:
+    def _store(self, spec: ResourceSpec, key: Key, obj: Obj) -> None:
+        """Record ``obj`` as the current version (kmock's history and the live index)."""
+        if key in self.objects:
+            self.objects[key].create(obj)
+        else:
+            self.objects[key] = obj
+        self._live.setdefault((spec.group, spec.version, spec.plural), {})[key[1:]] = obj
+
+    def get(self, resource: kmock.resource, namespace: str | None, name: str, *,
+            shared: bool = False) -> Obj:
+        """One object; ``shared=True`` returns the stored dict itself (never mutate it)."""
         spec = self.spec_for(resource)
         current = self._current(spec, self._key(spec, namespace, name))
         if current is None:
             raise errors.not_found(spec.plural, name)
-        return copy.deepcopy(current)
+        return current if shared else _copy(current)
 
     def list(self, resource: kmock.resource, namespace: str | None,
-             predicate: Predicate) -> tuple[list[Obj], int]:
+             predicate: Predicate, *, shared: bool = False) -> tuple[list[Obj], int]:
+        """Matching objects and the list's resourceVersion (``shared`` as in :meth:`get`)."""
         spec = self.spec_for(resource)
-        items = [copy.deepcopy(obj) for _, obj in self.iter_objects(spec.resource, namespace)
-                 if predicate(obj)]
-        return items, self.log.resource_version
+        items = [obj for _, obj in self.iter_objects(spec.resource, namespace) if predicate(obj)]
+        return (items if shared else [_copy(obj) for obj in items]), self.log.resource_version
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, resource: kmock.resource, namespace: str | None, body: Mapping[str, Any],
                *, dry_run: bool = False) -> Obj:
         spec = self.spec_for(resource)
-        obj = copy.deepcopy(dict(body))
+        obj = _copy(body)
         meta = obj.setdefault("metadata", {})
         namespace = self._creation_namespace(spec, namespace, meta)
         if not meta.get("name") and meta.get("generateName"):
@@ -121,13 +172,10 @@ class ObjectStore:
         if dry_run:
             return obj
         obj["metadata"]["resourceVersion"] = str(self.log.next_version())
-        if key in self.objects:
-            self.objects[key].create(obj)
-        else:
-            self.objects[key] = obj
+        self._store(spec, key, obj)
         self._uids[obj["metadata"]["uid"]] = key
-        self.log.append(spec.resource, "ADDED", self.objects[key].raw, None)
-        return copy.deepcopy(obj)
+        self.log.append(spec.resource, "ADDED", obj, None)
+        return _copy(obj)
 
     def _creation_namespace(self, spec: ResourceSpec, url_namespace: str | None,
                             meta: dict[str, Any]) -> str | None:
@@ -141,8 +189,7 @@ class ObjectStore:
         namespace = url_namespace or body_namespace
         if not namespace:
             raise errors.bad_request("a namespace is required for a namespaced resource")
-        ns_key = (NAMESPACE_RESOURCE, None, namespace)
-        if ns_key not in self.objects or self.objects[ns_key].deleted:
+        if (None, namespace) not in self._live.get(resource_key(NAMESPACE_RESOURCE), {}):
             raise errors.not_found("namespaces", namespace)
         meta["namespace"] = namespace
         return str(namespace)
@@ -172,7 +219,7 @@ class ObjectStore:
         old = self._current(spec, key)
         if old is None:
             raise errors.not_found(spec.plural, name)
-        obj = self._merge_owned(spec, old, copy.deepcopy(dict(new)), subresource)
+        obj = self._merge_owned(spec, old, clone(new), subresource)
         return self._commit(spec, key, old, obj, dry_run=dry_run)
 
     def _merge_owned(self, spec: ResourceSpec, old: Obj, new: Obj,
@@ -181,7 +228,8 @@ class ObjectStore:
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(spec.plural, old["metadata"]["name"])
         if subresource == "status":
-            obj = dict(copy.deepcopy(old))
+            # Shares everything but status and metadata with ``old`` (both never mutated).
+            obj = dict(old, metadata=dict(old["metadata"]))
             if "status" in new:
                 obj["status"] = new["status"]
             else:
@@ -190,8 +238,9 @@ class ObjectStore:
         if spec.status:
             new.pop("status", None)
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-        meta = new.setdefault("metadata", {})
+                new["status"] = old["status"]
+        # A patch may share its metadata dict with ``old``: the fields below go in a new one.
+        meta = new["metadata"] = dict(new.get("metadata") or {})
         for owned in ("uid", "creationTimestamp", "name", "namespace", "generation",
                       "deletionTimestamp", "deletionGracePeriodSeconds"):
             if owned in old["metadata"]:
@@ -208,14 +257,14 @@ class ObjectStore:
             obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _comparable(obj) == _comparable(old) or dry_run:
-            return copy.deepcopy(obj)  # a no-op write keeps the resourceVersion
+            return _copy(obj)  # a no-op write keeps the resourceVersion
         meta = obj["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(spec, key, obj)
         meta["resourceVersion"] = str(self.log.next_version())
-        self.objects[key].create(obj)
-        self.log.append(spec.resource, "MODIFIED", self.objects[key].raw, old)
-        return copy.deepcopy(obj)
+        self._store(spec, key, obj)
+        self.log.append(spec.resource, "MODIFIED", obj, old)
+        return _copy(obj)
 
     def patch(self, resource: kmock.resource, namespace: str | None, name: str, *,
               content_type: str, patch: Any, subresource: str | None = None,
@@ -252,11 +301,11 @@ class ObjectStore:
         if old is None:
             raise errors.not_found(spec.plural, name)
         if dry_run:
-            return copy.deepcopy(old), False
+            return _copy(old), False
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
-                return copy.deepcopy(old), False
-            obj = copy.deepcopy(old)
+                return _copy(old), False
+            obj = _copy(old)
             obj["metadata"].update(deletionTimestamp=now_rfc3339(), deletionGracePeriodSeconds=0)
             return self._commit(spec, key, old, obj, dry_run=False), False
         if propagation == "Orphan":
@@ -264,16 +313,19 @@ class ObjectStore:
         return self._remove(spec, key), True
 
     def _remove(self, spec: ResourceSpec, key: Key, last: Obj | None = None) -> Obj:
-        obj = copy.deepcopy(last if last is not None else self.objects[key].raw)
+        current = last if last is not None else self._current(spec, key)
+        assert current is not None
+        obj = _copy(current)
         obj["metadata"]["resourceVersion"] = str(self.log.next_version())
-        self.objects[key].create(obj)
+        self._store(spec, key, obj)
         self.objects[key].delete()
+        self._live[(spec.group, spec.version, spec.plural)].pop(key[1:], None)
         self._uids.pop(obj["metadata"].get("uid", ""), None)
         self.log.append(spec.resource, "DELETED", obj, None)
         if spec.resource == NAMESPACE_RESOURCE:
             self._delete_namespace_contents(key[2])
         self._collect_garbage()
-        return copy.deepcopy(obj)
+        return _copy(obj)
 
     def _delete_namespace_contents(self, namespace: str) -> None:
         for spec in list(self.specs.values()):
@@ -299,6 +351,6 @@ class ObjectStore:
             for key, obj in list(self.iter_objects(spec.resource)):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if any(ref.get("uid") == uid for ref in refs):
-                    new = copy.deepcopy(obj)
+                    new = _copy(obj)
                     new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                     self._commit(spec, key, obj, new, dry_run=False)

@@ -9,15 +9,19 @@ position, so nothing is lost or duplicated; a resume from a version older than
 the retained log gets ``410 Gone``, exactly what clients expect from etcd
 compaction. Selectors are applied per event, and an object that stops (starts)
 matching a selector is reported as DELETED (ADDED), as the API server does.
+
+Cost: the log keeps the store's own (never mutated) object dicts, and each event is
+encoded to JSON once and the bytes shared by every watcher that receives it; a watcher
+skips changes of other resources by comparing plain tuples.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import copy
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kmock
@@ -35,6 +39,23 @@ class Change:
     type: str
     object: Mapping[str, Any]
     old: Mapping[str, Any] | None
+    key: tuple[str, str, str] = ("", "", "")
+    _encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def encoded(self, type_: str) -> bytes:
+        """The watch event line for this change as ``type_`` (encoded once, then shared)."""
+        line = self._encoded.get(type_)
+        if line is None:
+            line = self._encoded[type_] = _encode({"type": type_, "object": self.object})
+        return line
+
+
+def _encode(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event).encode() + b"\n"
+
+
+def _key(resource: kmock.resource) -> tuple[str, str, str]:
+    return (resource.group or "", resource.version or "", resource.plural or "")
 
 
 @dataclass(frozen=True)
@@ -75,8 +96,9 @@ class EventLog:
 
     def append(self, resource: kmock.resource, type_: str, obj: Mapping[str, Any],
                old: Mapping[str, Any] | None) -> None:
+        """Record a change; ``obj`` and ``old`` must never be mutated afterwards."""
         version = int(obj["metadata"]["resourceVersion"])
-        self._changes.append(Change(version, resource, type_, copy.deepcopy(obj), old))
+        self._changes.append(Change(version, resource, type_, obj, old, _key(resource)))
         self._versions.append(version)
         if len(self._changes) > self.limit:
             cut = len(self._changes) // 2
@@ -117,9 +139,10 @@ class EventLog:
         return self._closed
 
 
-def translate(change: Change, request: WatchRequest) -> dict[str, Any] | None:
-    """The event one watcher sees for a change, or None if it is not for this watcher."""
-    if change.resource != request.resource:
+def translate(change: Change, request: WatchRequest, key: tuple[str, str, str] | None = None
+              ) -> bytes | None:
+    """The event line one watcher sees for a change, or None if it is not for this watcher."""
+    if change.key != (key or _key(request.resource)):
         return None
     namespace = change.object.get("metadata", {}).get("namespace")
     if request.namespace is not None and namespace != request.namespace:
@@ -130,27 +153,27 @@ def translate(change: Change, request: WatchRequest) -> dict[str, Any] | None:
         kind = "ADDED" if now else "DELETED" if before else None
     else:
         kind = change.type if now else None
-    return None if kind is None else {"type": kind, "object": copy.deepcopy(change.object)}
+    return None if kind is None else change.encoded(kind)
 
 
-def _bookmark(request: WatchRequest, version: int, *, initial_end: bool) -> dict[str, Any]:
+def _bookmark(request: WatchRequest, version: int, *, initial_end: bool) -> bytes:
     metadata: dict[str, Any] = {"resourceVersion": str(version)}
     if initial_end:
         metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
-    return {"type": "BOOKMARK",
-            "object": {"apiVersion": request.api_version, "kind": request.kind,
-                       "metadata": metadata}}
+    return _encode({"type": "BOOKMARK",
+                    "object": {"apiVersion": request.api_version, "kind": request.kind,
+                               "metadata": metadata}})
 
 
-def _expired(version: int) -> dict[str, Any]:
-    return {"type": "ERROR", "object": {
+def _expired(version: int) -> bytes:
+    return _encode({"type": "ERROR", "object": {
         "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
         "code": 410, "reason": "Expired",
-        "message": f"too old resource version: {version}"}}
+        "message": f"too old resource version: {version}"}})
 
 
 def open_watch(log: EventLog, request: WatchRequest,
-               current: Sequence[Mapping[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+               current: Sequence[Mapping[str, Any]]) -> AsyncIterator[bytes]:
     """Capture the position (and, for a fresh watch, the current state) right now.
 
     Must be called synchronously with the listing of ``current`` objects (no
@@ -162,21 +185,22 @@ def open_watch(log: EventLog, request: WatchRequest,
 
 
 async def _stream(log: EventLog, request: WatchRequest, position: int,
-                  initial: list[Mapping[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+                  initial: list[Mapping[str, Any]]) -> AsyncIterator[bytes]:
     if request.since is not None and log.is_too_old(request.since):
         yield _expired(request.since)
         return
     for obj in initial:
-        yield {"type": "ADDED", "object": copy.deepcopy(obj)}
+        yield _encode({"type": "ADDED", "object": obj})
     if request.send_initial_bookmark:
         yield _bookmark(request, position, initial_end=True)
     loop = asyncio.get_running_loop()
     deadline = None if request.timeout is None else loop.time() + request.timeout
+    key = _key(request.resource)
     while not log.closed:
         changes = log.changes_after(position)
         for change in changes:
             position = change.version
-            event = translate(change, request)
+            event = translate(change, request, key)
             if event is not None:
                 yield event
         if changes:
