@@ -34,7 +34,7 @@ from tierwise.local.resources import (
     specs_from_crd,
 )
 from tierwise.local.scale import scale_view, with_replicas
-from tierwise.local.selectors import SelectorError, compile_selectors
+from tierwise.local.selectors import SelectorError, compile_selectors, required_label
 from tierwise.local.store import ObjectStore
 from tierwise.local.watches import EventLog, WatchRequest, open_watch
 
@@ -216,8 +216,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return obj  # the stored dict, only serialised
 
     def _list(self, spec: ResourceSpec, request: kmock.Request) -> Any:
-        items, version = self.store.list(spec.resource, request.namespace,
-                                         self._predicate(request), shared=True)
+        predicate = self._predicate(request)  # first: a bad selector is a 400
+        items, version = self.store.list(
+            spec.resource, request.namespace, predicate, shared=True,
+            label=required_label(request.params.get("labelSelector")))
         return {"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                 "metadata": {"resourceVersion": str(version)}, "items": items}
 

@@ -109,6 +109,17 @@ def compile_selectors(
     return predicate
 
 
+def required_label(label_selector: str | None) -> tuple[str, str] | None:
+    """A ``(key, value)`` every match must carry (its first ``k=v`` clause), if any.
+
+    Lets the store look only at objects with that label instead of scanning a resource.
+    """
+    for requirement in parse_selector(label_selector):
+        if requirement.operator == "=" and len(requirement.values) == 1:
+            return requirement.key, next(iter(requirement.values))
+    return None
+
+
 def format_match_labels(match_labels: Mapping[str, str]) -> str:
     """Render ``matchLabels`` as a selector string (as in a Scale's status.selector)."""
     return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))

@@ -41,6 +41,7 @@ from tierwise.local.watches import EventLog
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
 ResourceKey = tuple[str, str, str]
+Address = tuple[str | None, str]  # (namespace, name)
 Predicate = Callable[[Mapping[str, Any]], bool]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -70,6 +71,13 @@ def _copy(obj: Mapping[str, Any]) -> Obj:
     return copied
 
 
+def _label_pairs(obj: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    labels = ((obj or {}).get("metadata") or {}).get("labels")
+    if not isinstance(labels, Mapping):
+        return []
+    return [(k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)]
+
+
 def resource_key(resource: kmock.resource) -> ResourceKey:
     return (resource.group or "", resource.version or "", resource.plural or "")
 
@@ -94,6 +102,8 @@ class ObjectStore:
         self._uids: dict[str, Key] = {}
         self._live: dict[ResourceKey, dict[tuple[str | None, str], Obj]] = {}
         """The current (not deleted) objects per resource, by (namespace, name)."""
+        self._labels: dict[ResourceKey, dict[tuple[str, str], dict[Address, None]]] = {}
+        """Per resource: (label key, value) → the addresses of live objects carrying it."""
 
     # -- resources ---------------------------------------------------------------------------
     def spec_for(self, resource: kmock.resource) -> ResourceSpec:
@@ -114,13 +124,21 @@ class ObjectStore:
     def iter_objects(self, resource: kmock.resource,
                      namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
         """The live objects of a resource (the stored dicts: read, never mutate them)."""
-        spec = self.specs.get(resource_key(resource))
         live = self._live.get(resource_key(resource))
-        if spec is None or not live:
+        if not live:
             return
         for (ns, name), obj in list(live.items()):
             if namespace is None or ns == namespace:
-                yield (spec.resource, ns, name), obj
+                yield (resource, ns, name), obj
+
+    def iter_labelled(self, resource: kmock.resource, namespace: str | None,
+                      label: tuple[str, str]) -> Iterator[Obj]:
+        """The live objects of a resource carrying the label ``(key, value)``."""
+        rkey = resource_key(resource)
+        live = self._live.get(rkey, {})
+        for address in list(self._labels.get(rkey, {}).get(label, ())):
+            if namespace is None or address[0] == namespace:
+                yield live[address]
 
     def _key(self, spec: ResourceSpec, namespace: str | None, name: str) -> Key:
         return (spec.resource, namespace if spec.namespaced else None, name)
@@ -128,13 +146,25 @@ class ObjectStore:
     def _current(self, spec: ResourceSpec, key: Key) -> Obj | None:
         return self._live.get((spec.group, spec.version, spec.plural), {}).get(key[1:])
 
-    def _store(self, spec: ResourceSpec, key: Key, obj: Obj) -> None:
-        """Record ``obj`` as the current version (kmock's history and the live index)."""
+    def _store(self, spec: ResourceSpec, key: Key, obj: Obj | None) -> None:
+        """Record ``obj`` as the current version (None: deleted) in kmock and the indexes."""
+        rkey, address = (spec.group, spec.version, spec.plural), key[1:]
+        live = self._live.setdefault(rkey, {})
+        labels = self._labels.setdefault(rkey, {})
+        old = live.get(address)
+        for pair in _label_pairs(old):
+            labels.get(pair, {}).pop(address, None)
+        if obj is None:
+            live.pop(address, None)
+            self.objects[key].delete()
+            return
         if key in self.objects:
             self.objects[key].create(obj)
         else:
             self.objects[key] = obj
-        self._live.setdefault((spec.group, spec.version, spec.plural), {})[key[1:]] = obj
+        live[address] = obj
+        for pair in _label_pairs(obj):
+            labels.setdefault(pair, {})[address] = None
 
     def get(self, resource: kmock.resource, namespace: str | None, name: str, *,
             shared: bool = False) -> Obj:
@@ -146,10 +176,17 @@ class ObjectStore:
         return current if shared else _copy(current)
 
     def list(self, resource: kmock.resource, namespace: str | None,
-             predicate: Predicate, *, shared: bool = False) -> tuple[list[Obj], int]:
-        """Matching objects and the list's resourceVersion (``shared`` as in :meth:`get`)."""
+             predicate: Predicate, *, shared: bool = False,
+             label: tuple[str, str] | None = None) -> tuple[list[Obj], int]:
+        """Matching objects and the list's resourceVersion (``shared`` as in :meth:`get`).
+
+        ``label``: a ``(key, value)`` the predicate requires (from an equality selector),
+        so that only the objects carrying it are looked at.
+        """
         spec = self.spec_for(resource)
-        items = [obj for _, obj in self.iter_objects(spec.resource, namespace) if predicate(obj)]
+        candidates = (self.iter_labelled(spec.resource, namespace, label) if label is not None
+                      else (obj for _, obj in self.iter_objects(spec.resource, namespace)))
+        items = [obj for obj in candidates if predicate(obj)]
         return (items if shared else [_copy(obj) for obj in items]), self.log.resource_version
 
     # -- writing -----------------------------------------------------------------------------
@@ -317,9 +354,8 @@ class ObjectStore:
         assert current is not None
         obj = _copy(current)
         obj["metadata"]["resourceVersion"] = str(self.log.next_version())
-        self._store(spec, key, obj)
-        self.objects[key].delete()
-        self._live[(spec.group, spec.version, spec.plural)].pop(key[1:], None)
+        self.objects[key].create(obj)
+        self._store(spec, key, None)
         self._uids.pop(obj["metadata"].get("uid", ""), None)
         self.log.append(spec.resource, "DELETED", obj, None)
         if spec.resource == NAMESPACE_RESOURCE:
