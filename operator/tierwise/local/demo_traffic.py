@@ -24,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import aiohttp
 import orjson
 
+from tierwise.sim.driver import read_stream
 from tierwise.sim.traffic import Request, TrafficShape, generate
 
 MODEL_ALIAS = "auto"
@@ -190,7 +190,7 @@ async def send_one(http: aiohttp.ClientSession, url: str, item: DemoRequest) -> 
                 return Outcome(rid, kind, response.status, time.monotonic() - began,
                                tier, backend, rule, error=text)
             if item.stream:
-                ttft, usage = await _read_stream(response, began)
+                ttft, usage = await read_stream(response, began)
             else:
                 ttft, usage = None, orjson.loads(await response.read()).get("usage") or {}
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -202,24 +202,3 @@ async def send_one(http: aiohttp.ClientSession, url: str, item: DemoRequest) -> 
         completion_tokens=int(usage.get("completion_tokens", 0)),
         cached_tokens=int(details.get("cached_tokens", 0) or 0),
     )
-
-
-async def _read_stream(
-    response: aiohttp.ClientResponse, began: float
-) -> tuple[float | None, dict[str, Any]]:
-    ttft: float | None = None
-    usage: dict[str, Any] = {}
-    async for raw in response.content:
-        line = raw.strip()
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            break
-        event = orjson.loads(data)
-        if ttft is None and any((c.get("delta") or {}).get("content")
-                                for c in event.get("choices") or []):
-            ttft = time.monotonic() - began
-        if event.get("usage"):
-            usage = event["usage"]
-    return ttft, usage

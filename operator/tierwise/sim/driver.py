@@ -101,7 +101,7 @@ async def send(
                     error=text[:500],
                 )
             if options.stream:
-                ttft, usage = await _read_stream(response, began)
+                ttft, usage = await read_stream(response, began)
             else:
                 usage = orjson.loads(await response.read()).get("usage") or {}
                 ttft = None
@@ -126,9 +126,10 @@ async def send(
     )
 
 
-async def _read_stream(
+async def read_stream(
     response: aiohttp.ClientResponse, began: float
 ) -> tuple[float | None, dict[str, Any]]:
+    """Consume an SSE completion stream: (time to first text, final usage or {})."""
     ttft: float | None = None
     usage: dict[str, Any] = {}
     async for raw in response.content:
