@@ -8,15 +8,12 @@ them, so the schema the API server enforces and the checks here can never disagr
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tierwise.api.common import (
-    CONDITIONS_LIST_MAP,
-    Condition,
     DNSSubdomain,
     Duration,
     FieldError,
@@ -25,11 +22,15 @@ from tierwise.api.common import (
     Quantity,
     SecretKeySelector,
     SpecModel,
-    StatusModel,
     cel,
     parse_duration,
     validations,
 )
+
+# Status lives in tierwise.api.status; re-exported so callers import one module per kind.
+from tierwise.api.status import ModelDeploymentStatus as ModelDeploymentStatus
+from tierwise.api.status import Phase as Phase
+from tierwise.api.status import ReplicaSignals as ReplicaSignals
 
 MODEL_URI_SCHEMES = ("hf", "pvc", "s3", "gs")
 MODEL_URI_PATTERN = r"^(hf|pvc|s3|gs)://[^\s]+$"
@@ -51,15 +52,6 @@ class AutoscalingMode(StrEnum):
 class MetricsSourceType(StrEnum):
     SCRAPE = "scrape"
     PROMETHEUS = "prometheus"
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    LOADING = "Loading"
-    READY = "Ready"
-    DEGRADED = "Degraded"
-    SCALED_TO_ZERO = "ScaledToZero"
-    FAILED = "Failed"
 
 
 class ModelCache(SpecModel):
@@ -389,52 +381,6 @@ class ModelDeploymentSpec(SpecModel):
     @property
     def gpus_per_replica(self) -> int:
         return self.resources.gpus or self.engine.tensor_parallel_size
-
-
-class ReplicaSignals(StatusModel):
-    """The last signals the autoscaler read, summed or averaged over ready replicas."""
-
-    queue_depth: float | None = None
-    """Waiting requests per replica."""
-    running_requests: float | None = None
-    """Running requests per replica."""
-    kv_cache_usage: float | None = Field(None, alias="kvCacheUsage")
-    """KV-cache usage (0-1), mean over replicas."""
-    gpu_utilization: float | None = Field(None, alias="gpuUtilization")
-    """GPU utilisation percent, mean over replicas."""
-    missing: list[str] = Field(default_factory=list)
-    """Signals that could not be read (or were stale) at the last decision."""
-    observed_at: datetime | None = None
-    """When the signals were read."""
-
-
-class ModelDeploymentStatus(StatusModel):
-    """Observed state, written by the operator only."""
-
-    observed_generation: int | None = None
-    """The metadata.generation this status describes."""
-    phase: Phase = Phase.PENDING
-    """Pending, Loading, Ready, Degraded, ScaledToZero or Failed."""
-    replicas: int = 0
-    """Engine pods that exist."""
-    ready_replicas: int = 0
-    """Engine pods ready to serve."""
-    desired_replicas: int | None = None
-    """Replicas the operator or autoscaler wants."""
-    selector: str | None = None
-    """Label selector of the engine pods (for the scale subresource)."""
-    endpoint: str | None = None
-    """In-cluster base URL of the OpenAI-compatible API."""
-    served_model_name: str | None = None
-    """Model name clients send."""
-    last_signals: ReplicaSignals | None = None
-    """Signals read at the last autoscaling decision."""
-    last_scale_time: datetime | None = None
-    """When replicas last changed."""
-    last_scale_reason: str | None = None
-    """Why replicas last changed (signal, value, limit)."""
-    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
-    """Ready, Progressing, Degraded."""
 
 
 class ModelDeployment(SpecModel):

@@ -15,22 +15,30 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tierwise.api.common import (
-    CONDITIONS_LIST_MAP,
     LIST_MAP,
-    Condition,
     DNSLabel,
     DNSSubdomain,
     Duration,
     FieldError,
     ObjectMeta,
     Price,
-    Quantity,
     SecretKeySelector,
     SpecModel,
-    StatusModel,
     cel,
     validations,
 )
+
+# The router's workload spec and the status live in their own modules; re-exported so callers
+# import one module per kind.
+from tierwise.api.router_spec import ClientAuth as ClientAuth
+from tierwise.api.router_spec import RouterMode as RouterMode
+from tierwise.api.router_spec import RouterResources as RouterResources
+from tierwise.api.router_spec import RouterService as RouterService
+from tierwise.api.router_spec import RouterSpec as RouterSpec
+from tierwise.api.router_spec import ServiceType as ServiceType
+from tierwise.api.status import BackendStatus as BackendStatus
+from tierwise.api.status import RoutingPolicyStatus as RoutingPolicyStatus
+from tierwise.api.status import TierStatus as TierStatus
 
 ShortText = Annotated[str, Field(min_length=1, max_length=253)]
 ModelAlias = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$", max_length=253)]
@@ -45,17 +53,6 @@ class BalancingPolicy(StrEnum):
     PREFIX_AWARE = "prefix-aware"
     LEAST_LOAD = "least-load"
     ROUND_ROBIN = "round-robin"
-
-
-class RouterMode(StrEnum):
-    GATEWAY = "gateway"
-    SIDECAR = "sidecar"
-
-
-class ServiceType(StrEnum):
-    CLUSTER_IP = "ClusterIP"
-    NODE_PORT = "NodePort"
-    LOAD_BALANCER = "LoadBalancer"
 
 
 class ExternalBackend(SpecModel):
@@ -288,51 +285,6 @@ class BalancingSpec(SpecModel):
     """A cached prefix shorter than this is not worth affinity; least-load decides."""
 
 
-class ClientAuth(SpecModel):
-    """Who may call the router."""
-
-    api_keys_secret_ref: SecretKeySelector
-    """Secret key listing accepted client API keys, one per line (Authorization: Bearer)."""
-
-
-class RouterResources(SpecModel):
-    """Requests and limits of each router pod."""
-
-    cpu: Quantity = "1"
-    """CPU request and limit."""
-    memory: Quantity = "512Mi"
-    """Memory request and limit."""
-
-
-class RouterService(SpecModel):
-    """The Service in front of a gateway router."""
-
-    type: ServiceType = ServiceType.CLUSTER_IP
-    """ClusterIP, NodePort or LoadBalancer."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 80
-    """Service port."""
-
-
-class RouterSpec(SpecModel):
-    """How the router runs."""
-
-    mode: RouterMode = RouterMode.GATEWAY
-    """gateway: a Deployment and Service; sidecar: injected into pods labelled
-    tierwise.dev/routing-policy=NAME."""
-    replicas: Annotated[int, Field(ge=1, le=100)] = 2
-    """Router pods (gateway mode)."""
-    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-    """Router image; defaults to the operator's own."""
-    resources: RouterResources = Field(
-        default_factory=RouterResources, json_schema_extra={"default": {}}
-    )
-    """Resources of each router pod."""
-    service: RouterService = Field(default_factory=RouterService, json_schema_extra={"default": {}})
-    """Service of a gateway router."""
-    auth: ClientAuth | None = None
-    """Client authentication; unset accepts every caller that can reach the Service."""
-
-
 class RoutingPolicySpec(SpecModel):
     """Desired routing: tiers cheapest first, rules, fallback, balancing and the router."""
 
@@ -441,49 +393,6 @@ def _check_regex(value: str | None) -> str | None:
         except re.error as exc:
             raise ValueError(f"invalid regular expression: {exc}; fix or escape it") from exc
     return value
-
-
-class BackendStatus(StatusModel):
-    """Observed state of one backend."""
-
-    name: str
-    """ModelDeployment name, or external:MODEL."""
-    ready: bool = False
-    """Whether it can take traffic now."""
-    endpoints: int = 0
-    """Ready replicas (1 for an external API that is configured)."""
-    message: str = ""
-    """Why it is not ready."""
-
-
-class TierStatus(StatusModel):
-    """Observed state of one tier."""
-
-    name: str
-    """Tier name from spec.tiers."""
-    ready_backends: int = 0
-    """Backends that can take traffic now."""
-    backends: list[BackendStatus] = Field(default_factory=list)
-    """Each backend of the tier."""
-
-
-class RoutingPolicyStatus(StatusModel):
-    """Observed state, written by the operator only."""
-
-    observed_generation: int | None = None
-    """The metadata.generation this status describes."""
-    tiers: list[TierStatus] = Field(default_factory=list)
-    """Resolved tiers with their ready backends."""
-    router_ready: bool = False
-    """Whether the router serves with the current table."""
-    router_ready_replicas: int = 0
-    """Router pods ready."""
-    table_version: str | None = None
-    """Version of the routing table last written."""
-    endpoint: str | None = None
-    """In-cluster base URL of the router's OpenAI-compatible API."""
-    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
-    """Ready, Progressing, Degraded."""
 
 
 class RoutingPolicy(SpecModel):

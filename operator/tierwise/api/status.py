@@ -1,0 +1,112 @@
+"""Status of both custom resources: what the operator observed, written only by it.
+
+Kept apart from the specs because status is a separate contract (the status subresource,
+tolerant of fields a newer operator wrote) and both kinds share its conventions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from tierwise.api.common import CONDITIONS_LIST_MAP, Condition, StatusModel
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    LOADING = "Loading"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    SCALED_TO_ZERO = "ScaledToZero"
+    FAILED = "Failed"
+
+
+class ReplicaSignals(StatusModel):
+    """The last signals the autoscaler read, summed or averaged over ready replicas."""
+
+    queue_depth: float | None = None
+    """Waiting requests per replica."""
+    running_requests: float | None = None
+    """Running requests per replica."""
+    kv_cache_usage: float | None = Field(None, alias="kvCacheUsage")
+    """KV-cache usage (0-1), mean over replicas."""
+    gpu_utilization: float | None = Field(None, alias="gpuUtilization")
+    """GPU utilisation percent, mean over replicas."""
+    missing: list[str] = Field(default_factory=list)
+    """Signals that could not be read (or were stale) at the last decision."""
+    observed_at: datetime | None = None
+    """When the signals were read."""
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    phase: Phase = Phase.PENDING
+    """Pending, Loading, Ready, Degraded, ScaledToZero or Failed."""
+    replicas: int = 0
+    """Engine pods that exist."""
+    ready_replicas: int = 0
+    """Engine pods ready to serve."""
+    desired_replicas: int | None = None
+    """Replicas the operator or autoscaler wants."""
+    selector: str | None = None
+    """Label selector of the engine pods (for the scale subresource)."""
+    endpoint: str | None = None
+    """In-cluster base URL of the OpenAI-compatible API."""
+    served_model_name: str | None = None
+    """Model name clients send."""
+    last_signals: ReplicaSignals | None = None
+    """Signals read at the last autoscaling decision."""
+    last_scale_time: datetime | None = None
+    """When replicas last changed."""
+    last_scale_reason: str | None = None
+    """Why replicas last changed (signal, value, limit)."""
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
+    """Ready, Progressing, Degraded."""
+
+
+class BackendStatus(StatusModel):
+    """Observed state of one backend."""
+
+    name: str
+    """ModelDeployment name, or external:MODEL."""
+    ready: bool = False
+    """Whether it can take traffic now."""
+    endpoints: int = 0
+    """Ready replicas (1 for an external API that is configured)."""
+    message: str = ""
+    """Why it is not ready."""
+
+
+class TierStatus(StatusModel):
+    """Observed state of one tier."""
+
+    name: str
+    """Tier name from spec.tiers."""
+    ready_backends: int = 0
+    """Backends that can take traffic now."""
+    backends: list[BackendStatus] = Field(default_factory=list)
+    """Each backend of the tier."""
+
+
+class RoutingPolicyStatus(StatusModel):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    tiers: list[TierStatus] = Field(default_factory=list)
+    """Resolved tiers with their ready backends."""
+    router_ready: bool = False
+    """Whether the router serves with the current table."""
+    router_ready_replicas: int = 0
+    """Router pods ready."""
+    table_version: str | None = None
+    """Version of the routing table last written."""
+    endpoint: str | None = None
+    """In-cluster base URL of the router's OpenAI-compatible API."""
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
+    """Ready, Progressing, Degraded."""
