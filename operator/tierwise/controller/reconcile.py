@@ -5,11 +5,19 @@ kopf's create/update/resume handlers, the delete handler and changes of a child
 :meth:`Reconciler.delete`. A per-object lock keeps two triggers for the same
 ModelDeployment from interleaving, and child events are coalesced (a rollout emits
 dozens) into one refresh per object after a short quiet period.
+
+A resync loop (started by the first reconcile) refreshes, every ``resync_s``, each
+ModelDeployment that is not ``Ready`` at its generation. It closes gaps that no event
+will: kopf drops an event when its *own* patch fails (adding the finalizer, storing a
+retry's progress, the "touch" that wakes a delayed retry), so a 5xx or timeout at that
+moment left objects without status forever (measured: 10 of 500 at 5% injected write
+faults; 2 of 100 behind the old, overloaded emulator).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -17,10 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import kopf
+
+from tierwise.api.status import Phase
 from tierwise.controller import checks, errors
 from tierwise.controller.children import Identity, identity_of
 from tierwise.controller.execute import execute
-from tierwise.controller.kube import KubeClient
+from tierwise.controller.kube import ApiError, KubeClient
 from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.plan import Observed, Outcome, Plan, Render, plan_reconcile
 from tierwise.controller.resources import (
@@ -38,6 +49,7 @@ KIND = "ModelDeployment"
 REFRESH_RETRY_S = 5.0
 POD = Resource("", "v1", "pods", "Pod")
 _REF_RESOURCES = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
+_SETTLED = frozenset({Phase.READY.value, Phase.SCALED_TO_ZERO.value})
 
 
 def _utcnow() -> datetime:
@@ -53,6 +65,8 @@ class Reconciler:
     render: Render = render_model_deployment
     clock: Callable[[], datetime] = _utcnow
     debounce_s: float = 0.2
+    resync_s: float = 30.0
+    _resync: asyncio.Task[None] | None = None
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _pending: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -66,6 +80,8 @@ class Reconciler:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         self._names[(key[0], label_value(key[1]))] = key[1]
+        if self._resync is None and self.resync_s > 0:
+            self._resync = asyncio.create_task(self._resync_loop(), name="tierwise-resync")
         async with self._lock(key):
             written = self._written.get(key)
             if written is not None:
@@ -99,6 +115,9 @@ class Reconciler:
 
     async def close(self) -> None:
         tasks = list(self._pending.values())
+        if self._resync is not None:
+            tasks.append(self._resync)
+            self._resync = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -160,10 +179,36 @@ class Reconciler:
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return
             await self.reconcile(body)
+        except kopf.PermanentError:  # an invalid spec: its status says so, retrying won't help
+            return
         except Exception as exc:  # no kopf retry on this path: try again after a pause
             log.warning("refresh of %s/%s failed, retrying: %s", key[0], key[1], exc)
             await asyncio.sleep(REFRESH_RETRY_S)
             self.child_changed(key[0], owner=key[1], label=None)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_s)
+            try:
+                for body in await self._all_model_deployments():
+                    if _needs_refresh(body):
+                        meta = body["metadata"]
+                        self.child_changed(meta["namespace"], owner=meta["name"], label=None)
+            except Exception as exc:  # the next round tries again
+                log.warning("resync failed: %s", exc)
+
+    async def _all_model_deployments(self) -> list[dict[str, Any]]:
+        try:
+            return await self.kube.list(MODEL_DEPLOYMENT, None)
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+        # Namespace-scoped permissions: the namespaces this operator has reconciled in.
+        found: list[dict[str, Any]] = []
+        for namespace in sorted({ns for ns, _ in self._locks}):
+            with contextlib.suppress(ApiError):
+                found += await self.kube.list(MODEL_DEPLOYMENT, namespace)
+        return found
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -190,6 +235,15 @@ def describe(plan: Plan) -> str:
         parts.append(f"status {plan.status.get('phase')}")
     parts += [f"event {n.reason}" for n in plan.events]
     return ", ".join(parts)
+
+
+def _needs_refresh(body: Mapping[str, Any]) -> bool:
+    """Not being deleted, and not settled (Ready or scaled to zero) at its generation."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    return bool(status.get("phase") not in _SETTLED
+                or status.get("observedGeneration") != meta.get("generation"))
 
 
 def _resource(kind: str) -> Resource:

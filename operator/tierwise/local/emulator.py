@@ -16,7 +16,7 @@ register their kinds when created. See ``docs/local-cluster.md`` for the gaps.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp.web
@@ -101,6 +101,9 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
 
     bookmark_interval: float = 1.0
     history_limit: int = 20_000
+    fault: Callable[[kmock.Request], int | None] | None = None
+    """Fault injection: an HTTP status to answer a resource request with, or None to serve
+    it (e.g. 409/500/503 for a fraction of writes, to check that clients retry)."""
     log: EventLog = attrs.field(init=False)
     store: ObjectStore = attrs.field(init=False)
     _builtin_reactions: int = attrs.field(init=False, default=0)
@@ -173,6 +176,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     async def _serve_resource(self, request: kmock.Request) -> Response:
         # kmock keeps the status and headers of a returned Response on the reaction itself
         # (shared by all requests), so every answer states its status explicitly.
+        status = self.fault(request) if self.fault is not None else None
+        if status is not None:
+            raise errors.api_error(status, errors.REASONS.get(status, "InternalError"),
+                                   f"injected fault ({status})")
         result = self._dispatch(request)
         return result if isinstance(result, Response) else Response(
             status=200, payload=result)

@@ -11,6 +11,10 @@ from typing import Any
 
 import kmock
 
+REASONS = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError",
+           503: "ServiceUnavailable", 504: "Timeout"}
+"""The ``reason`` a real API server gives with each status (for injected faults)."""
+
 
 def api_error(status: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
     return kmock.KubernetesError(status=status, reason=reason, message=message,
