@@ -39,7 +39,7 @@ import orjson
 from tierwise.api.routing_policy import FallbackAction, FallbackSpec
 from tierwise.router.balance import Affinity, Balancer, Choice, ReplicaLoad
 from tierwise.router.classifier import Classifier
-from tierwise.router.cost import ThroughputView, per_token_price
+from tierwise.router.cost import ThroughputView
 from tierwise.router.features import RequestView, request_view
 from tierwise.router.http.client import (
     ConnectError,
@@ -47,9 +47,10 @@ from tierwise.router.http.client import (
     UpstreamPool,
     UpstreamTimeoutError,
 )
+from tierwise.router.http.errors import ERRORS, ErrorKind, send_error
 from tierwise.router.http.server import Header, Request, ResponseWriter
 from tierwise.router.loadwatch import LoadBook
-from tierwise.router.metrics import RouterMetrics
+from tierwise.router.metrics import RouterMetrics, TierPrices
 from tierwise.router.table import RoutingTable, TierEntry
 from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
 from tierwise.router.upstream import (
@@ -61,39 +62,6 @@ from tierwise.router.upstream import (
     rewrite_body,
     wants_usage,
 )
-
-JSON: tuple[Header, ...] = (("content-type", "application/json"),)
-
-
-class ErrorKind(StrEnum):
-    BAD_REQUEST = "bad_request"
-    UNKNOWN_MODEL = "unknown_model"
-    NOT_FOUND = "not_found"
-    METHOD = "method_not_allowed"
-    TOO_LARGE = "too_large"
-    HEADERS_TOO_LARGE = "headers_too_large"
-    OVERLOADED = "overloaded"
-    UNAVAILABLE = "unavailable"
-    BAD_GATEWAY = "bad_gateway"
-    TIMEOUT = "timeout"
-    INTERNAL = "internal"
-
-
-# kind -> (status, OpenAI error type, code). The one place errors become status codes.
-ERRORS: dict[ErrorKind, tuple[int, str, str]] = {
-    ErrorKind.BAD_REQUEST: (400, "invalid_request_error", "invalid_request"),
-    ErrorKind.UNKNOWN_MODEL: (404, "invalid_request_error", "model_not_found"),
-    ErrorKind.NOT_FOUND: (404, "invalid_request_error", "not_found"),
-    ErrorKind.METHOD: (405, "invalid_request_error", "method_not_allowed"),
-    ErrorKind.TOO_LARGE: (413, "invalid_request_error", "request_too_large"),
-    ErrorKind.HEADERS_TOO_LARGE: (431, "invalid_request_error", "headers_too_large"),
-    ErrorKind.OVERLOADED: (429, "rate_limit_error", "overloaded"),
-    ErrorKind.UNAVAILABLE: (503, "server_error", "service_unavailable"),
-    ErrorKind.BAD_GATEWAY: (502, "server_error", "upstream_error"),
-    ErrorKind.TIMEOUT: (504, "server_error", "upstream_timeout"),
-    ErrorKind.INTERNAL: (500, "server_error", "internal_error"),
-}
-_BY_STATUS = {status: kind for kind, (status, _t, _c) in ERRORS.items()}
 
 
 class Reason(StrEnum):
@@ -122,39 +90,6 @@ _FINAL: dict[Reason, ErrorKind] = {
     Reason.UNHEALTHY: ErrorKind.UNAVAILABLE,
     Reason.NO_REPLICAS: ErrorKind.UNAVAILABLE,
 }
-
-
-def error_json(
-    kind: ErrorKind, message: str, *, param: str | None = None, code: str | None = None
-) -> bytes:
-    _status, type_, default_code = ERRORS[kind]
-    return orjson.dumps(
-        {"error": {"message": message, "type": type_, "param": param, "code": code or default_code}}
-    )
-
-
-def send_error(
-    writer: ResponseWriter,
-    kind: ErrorKind,
-    message: str,
-    *,
-    headers: tuple[Header, ...] | list[Header] = (),
-    retry_after: int | str | None = None,
-    param: str | None = None,
-    code: str | None = None,
-) -> int:
-    """Answer with an OpenAI-style error; return the status sent."""
-    status = ERRORS[kind][0]
-    extra = [*JSON, *headers]
-    if retry_after is not None or status in (429, 503):
-        extra.append(("retry-after", str(retry_after if retry_after is not None else 1)))
-    writer.send(status, extra, error_json(kind, message, param=param, code=code))
-    return status
-
-
-def send_status_error(writer: ResponseWriter, status: int, message: str) -> None:
-    """For the HTTP layer: a status (400, 413, 431, 500) as an OpenAI-style error."""
-    send_error(writer, _BY_STATUS.get(status, ErrorKind.BAD_REQUEST), message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,23 +159,6 @@ class _Job:
         return text.encode("latin-1")
 
 
-class _Prices:
-    """Per-token prices per tier, recomputed at most once a second (a GPU-hour price
-    depends on observed throughput, which moves slowly)."""
-
-    def __init__(self, throughput: ThroughputView, ttl_s: float = 1.0) -> None:
-        self._throughput = throughput
-        self._ttl_s = ttl_s
-        self._cache: dict[str, tuple[TierEntry, float, float, float]] = {}
-
-    def cost(self, tier: TierEntry, prompt: int, completion: int, now: float) -> float:
-        hit = self._cache.get(tier.name)
-        if hit is None or hit[0] is not tier or hit[1] < now:
-            p_in, p_out = per_token_price(tier, throughput=self._throughput, now=now)
-            hit = self._cache[tier.name] = (tier, now + self._ttl_s, p_in, p_out)
-        return prompt * hit[2] + completion * hit[3]
-
-
 class Proxy:
     """Serves generation requests against the installed :class:`Snapshot`."""
 
@@ -257,7 +175,7 @@ class Proxy:
         self.book = book
         self.pending_wait_s = pending_wait_s
         self.throughput = ThroughputView()
-        self._prices = _Prices(self.throughput)
+        self._prices = TierPrices(self.throughput)
         self.snapshot: Snapshot | None = None
         self._loop = asyncio.get_running_loop()
         self._changed: asyncio.Future[None] = self._loop.create_future()

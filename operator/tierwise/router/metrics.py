@@ -34,6 +34,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from tierwise.autoscaler import demand
+from tierwise.router.cost import ThroughputView, per_token_price
+from tierwise.router.table import TierEntry
 
 PREFIX = "tierwise_router_"
 DURATION_BUCKETS = (
@@ -244,3 +246,21 @@ def _simple_counter(
     for key, value in values.items():
         family.add_metric([key], value)
     return family
+
+
+class TierPrices:
+    """Per-token prices per tier for the cost counters, recomputed at most once a second:
+    a GPU-hour price depends on observed throughput (which moves slowly), and pricing
+    every request from scratch cost ~5 % of the hot path."""
+
+    def __init__(self, throughput: ThroughputView, ttl_s: float = 1.0) -> None:
+        self._throughput = throughput
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[TierEntry, float, float, float]] = {}
+
+    def cost(self, tier: TierEntry, prompt: int, completion: int, now: float) -> float:
+        hit = self._cache.get(tier.name)
+        if hit is None or hit[0] is not tier or hit[1] < now:
+            p_in, p_out = per_token_price(tier, throughput=self._throughput, now=now)
+            hit = self._cache[tier.name] = (tier, now + self._ttl_s, p_in, p_out)
+        return prompt * hit[2] + completion * hit[3]

@@ -40,15 +40,9 @@ from tierwise.router.classifier import (
     HashingEmbedder,
     SentenceTransformerEmbedder,
 )
-from tierwise.router.fallback import (
-    JSON,
-    ErrorKind,
-    Proxy,
-    Snapshot,
-    send_error,
-    send_status_error,
-)
+from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
+from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
 from tierwise.router.http.server import HttpServer, Request, ResponseWriter, ServerLimits
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
