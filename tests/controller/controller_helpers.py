@@ -84,5 +84,11 @@ def ready(deployment: Mapping[str, Any], count: int | None = None) -> dict[str, 
 
 
 def operator_options(cluster: EmulatedCluster) -> OperatorOptions:
-    """Options for an operator bound to the emulated cluster (short child-event debounce)."""
-    return OperatorOptions(kube=load_config(str(cluster.kubeconfig_path)), debounce_s=0.05)
+    """Options for an operator bound to the emulated cluster (short child-event debounce).
+
+    The autoscaler timer is off: these tests count the reconcile's own writes, and a timer
+    tick landing inside a test's window would make that count depend on timing.
+    """
+    return OperatorOptions(
+        kube=load_config(str(cluster.kubeconfig_path)), debounce_s=0.05, autoscaler=None
+    )

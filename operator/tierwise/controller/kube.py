@@ -198,6 +198,25 @@ class KubeClient:
             "PATCH", path, body={"status": status}, content_type=MERGE_CONTENT_TYPE
         )
 
+    async def patch_annotations(
+        self, resource: Resource, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> bool:
+        """Merge-patch annotations onto an object; False if it is already gone."""
+        self._count("patch", resource.kind)
+        body = {"metadata": {"annotations": dict(annotations)}}
+        try:
+            await self._request(
+                "PATCH",
+                resource.object_path(namespace, name),
+                body=body,
+                content_type=MERGE_CONTENT_TYPE,
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     async def delete(self, resource: Resource, namespace: str, name: str) -> bool:
         """Delete in the background (children go by owner references); False if absent."""
         self._count("delete", resource.kind)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tierwise.autoscaler.deletion_cost import ANNOTATION as DELETION_COST
 from tierwise.autoscaler.signals import PodTarget
-from tierwise.controller.kube import MERGE_CONTENT_TYPE, ApiError, KubeClient
+from tierwise.controller.kube import KubeClient
 from tierwise.controller.resources import Resource
 
 POD = Resource("", "v1", "pods", "Pod")
@@ -98,22 +98,7 @@ def router_metrics_urls(pods: Iterable[Mapping[str, Any]], address: PodAddress) 
 async def annotate_deletion_costs(
     kube: KubeClient, namespace: str, costs: Mapping[str, str]
 ) -> None:
-    """Merge-patch ``controller.kubernetes.io/pod-deletion-cost`` onto each pod.
-
-    KubeClient has no metadata-patch verb yet, so this goes through its one request path
-    (``_request``) and counts the write like its own verbs do (see the report: a
-    ``KubeClient.patch_metadata`` would replace this).
-    """
+    """Merge-patch ``controller.kubernetes.io/pod-deletion-cost`` onto each pod, so the
+    ReplicaSet removes the replica whose loss costs least (a pod already gone costs nothing)."""
     for name, cost in sorted(costs.items()):
-        body = {"metadata": {"annotations": {DELETION_COST: cost}}}
-        kube._count("patch", POD.kind)
-        try:
-            await kube._request(
-                "PATCH",
-                POD.object_path(namespace, name),
-                body=body,
-                content_type=MERGE_CONTENT_TYPE,
-            )
-        except ApiError as error:
-            if error.status != 404:  # a pod that is already gone costs nothing
-                raise
+        await kube.patch_annotations(POD, namespace, name, {DELETION_COST: cost})
