@@ -200,8 +200,8 @@ def wait_metrics(port: int, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError("the operator's metrics endpoint never answered")
 
 
-def run(count: int, timeout: float, *, faults: float = 0.0, stuck: bool = False
-        ) -> dict[str, Any]:
+def run(count: int, timeout: float, *, faults: float = 0.0, stuck: bool = False,
+        keep_log: Path | None = None) -> dict[str, Any]:
     with EmulatedCluster(workloads=FakeBackend()) as cluster, tempfile.TemporaryFile() as log:
         cluster.install_crd_files(sorted((ROOT / "crds").glob("*.yaml")))
         port = free_port()
@@ -239,6 +239,9 @@ def run(count: int, timeout: float, *, faults: float = 0.0, stuck: bool = False
             except subprocess.TimeoutExpired:
                 operator.kill()
                 operator.wait()
+        if keep_log is not None:
+            log.seek(0)
+            keep_log.write_bytes(log.read())
         if len(complete) != count:
             log.seek(0)
             sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
@@ -274,8 +277,10 @@ def main() -> int:
     parser.add_argument("--stuck", action="store_true",
                         help="print the unconverged ModelDeployments even on success")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--log", type=Path, help="keep the operator's log here")
     args = parser.parse_args()
-    result = run(args.count, args.timeout, faults=args.faults, stuck=args.stuck)
+    result = run(args.count, args.timeout, faults=args.faults, stuck=args.stuck,
+                 keep_log=args.log)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
