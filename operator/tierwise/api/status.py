@@ -34,6 +34,8 @@ class ReplicaSignals(StatusModel):
     """KV-cache usage (0-1), mean over replicas."""
     gpu_utilization: float | None = Field(None, alias="gpuUtilization")
     """GPU utilisation percent, mean over replicas."""
+    router_demand: float | None = None
+    """Requests the router holds or has in flight for this model (what wakes it from zero)."""
     missing: list[str] = Field(default_factory=list)
     """Signals that could not be read (or were stale) at the last decision."""
     observed_at: datetime | None = None
@@ -53,6 +55,8 @@ class ModelDeploymentStatus(StatusModel):
     """Engine pods ready to serve."""
     desired_replicas: int | None = None
     """Replicas the operator or autoscaler wants."""
+    advised_replicas: int | None = None
+    """In advisory mode: the replicas the autoscaler would have set."""
     selector: str | None = None
     """Label selector of the engine pods (for the scale subresource)."""
     endpoint: str | None = None

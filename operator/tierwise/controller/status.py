@@ -216,8 +216,8 @@ def autoscaling_status(
     """The status fields the autoscaler writes (pure; the reconcile writes the rest).
 
     ``desiredReplicas`` only when Tierwise owns replicas (mode ``tierwise``): in advisory
-    and external modes the reconcile reports the Deployment's own count there, and the
-    advice is in ``lastScaleReason``. ``lastScaleTime`` only when replicas were changed.
+    and external modes the reconcile reports the Deployment's own count there; advisory
+    mode's advice goes to ``advisedReplicas`` and ``lastScaleReason``. ``lastScaleTime`` only when replicas were changed.
     """
     s = decision.signals
     observed = datetime.fromtimestamp(s.observed_at, UTC) if s.observed_at is not None else None
@@ -226,6 +226,7 @@ def autoscaling_status(
         "runningRequests": _rounded(s.running_requests),
         "kvCacheUsage": _rounded(s.kv_cache_usage),
         "gpuUtilization": _rounded(s.gpu_utilization),
+        "routerDemand": _rounded(s.demand),
         "missing": [m.value for m in s.missing],
         "observedAt": _stamp(observed) if observed is not None else None,
     }
@@ -236,6 +237,8 @@ def autoscaling_status(
     }
     if mode is AutoscalingMode.TIERWISE:
         out["desiredReplicas"] = decision.desired
+    elif mode is AutoscalingMode.ADVISORY:
+        out["advisedReplicas"] = decision.desired
     if applied_at is not None:
         out["lastScaleTime"] = _stamp(applied_at)
     return out
