@@ -217,7 +217,8 @@ def autoscaling_status(
 
     ``desiredReplicas`` only when Tierwise owns replicas (mode ``tierwise``): in advisory
     and external modes the reconcile reports the Deployment's own count there; advisory
-    mode's advice goes to ``advisedReplicas`` and ``lastScaleReason``. ``lastScaleTime`` only when replicas were changed.
+    mode's advice goes to ``advisedReplicas`` and ``lastScaleReason``. ``lastScaleTime``
+    only when replicas were changed.
     """
     s = decision.signals
     observed = datetime.fromtimestamp(s.observed_at, UTC) if s.observed_at is not None else None
