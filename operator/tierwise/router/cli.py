@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--secrets-dir",
         default=None,
-        help="folder where API-key Secrets are mounted as NAME/KEY files",
+        help="folder where Secrets are mounted as NAME/KEY files: external tiers' API "
+        "keys and the accepted client keys of spec.router.auth",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -162,6 +163,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         scrape_interval_s=args.scrape_interval,
         watch_interval_s=args.watch_interval,
         classifier=ClassifierBackend(args.classifier),
+        secrets_dir=args.secrets_dir,
     )
 
 

@@ -13,6 +13,7 @@ answers: time to the first upstream body byte), ``tokens_total{tier,direction}``
 tier), ``fallbacks_total{reason}``, ``prefix_affinity_total{result}``,
 ``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}``,
 ``table_version_info{version}``, ``table_reloads_total{result}``, ``in_flight{tier}``,
+``auth_failures_total{reason}`` (requests refused for a missing or unaccepted client key),
 ``pending_requests{model_deployment}`` (requests held for a tier with no replicas: the
 scale-from-zero demand signal the operator scrapes) and
 ``last_request_timestamp_seconds{model_deployment}`` (names from
@@ -104,6 +105,7 @@ class RouterMetrics(Collector):
         """Unix time of the last request per backend (ModelDeployment or external:...)."""
         self.table_version = ""
         self.reloads: dict[str, int] = {"ok": 0, "error": 0}
+        self.auth_failures: dict[str, int] = {"missing": 0, "invalid": 0}
         self.registry.register(self)
 
     # -- hot path ----------------------------------------------------------------------
@@ -194,6 +196,12 @@ class RouterMetrics(Collector):
             "shadow_cost_dollars", "Cost shadow rules would have caused.", "rule", self.shadow_cost
         )
         yield _simple_counter("table_reloads", "Routing table reloads.", "result", self.reloads)
+        yield _simple_counter(
+            "auth_failures",
+            "Requests refused for a missing or unaccepted client API key.",
+            "reason",
+            self.auth_failures,
+        )
 
     def _histograms(self) -> Iterator[HistogramMetricFamily]:
         for name, doc, series in (

@@ -16,6 +16,13 @@ balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) a
 it in with one assignment; requests in flight finish on the snapshot they started with.
 A table that cannot be installed (unreadable key file, classifier that cannot load)
 raises and the old one stays.
+
+Client authentication: when the table's ``spec.router.auth`` names a Secret, its mounted
+file (``{secrets_dir}/{name}/{key}``) is read with every install and the model endpoints
+(``/v1/chat/completions``, ``/v1/completions``, ``/v1/models``) answer 401
+``invalid_api_key`` without an accepted ``Authorization: Bearer`` key; ``/healthz``,
+``/readyz`` and ``/metrics`` stay open. Without ``auth`` the routes call the proxy
+directly (no per-request cost). A change of the keys file reloads the table.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +41,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tierwise.api.routing_policy import ClassifierSpec
+from tierwise.router.auth import AccessKeys, keys_file
 from tierwise.router.balance import Balancer, make_balancer
 from tierwise.router.classifier import (
     Classifier,
@@ -43,7 +53,13 @@ from tierwise.router.classifier import (
 from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
 from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
-from tierwise.router.http.server import HttpServer, Request, ResponseWriter, ServerLimits
+from tierwise.router.http.server import (
+    Handler,
+    HttpServer,
+    Request,
+    ResponseWriter,
+    ServerLimits,
+)
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
 from tierwise.router.table import RoutingTable, TableHolder
@@ -75,6 +91,8 @@ class Settings:
     watch_interval_s: float = 1.0
     classifier: ClassifierBackend = ClassifierBackend.AUTO
     reuse_port: bool = False
+    secrets_dir: str | None = None
+    """Folder where Secrets are mounted as NAME/KEY files (client API keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +120,9 @@ class RouterApp:
         self.shutting_down = False
         self._models = b""
         self._classifier: tuple[ClassifierSpec | None, Classifier | None] = (None, None)
-        self._routes = {
+        self.access: AccessKeys | None = None
+        self._keys_seen: object = None
+        self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self.proxy.handle),
             "/v1/completions": ("POST", self.proxy.handle),
             "/v1/models": ("GET", self._list_models),
@@ -121,6 +141,12 @@ class RouterApp:
             for ep in tier.endpoints
         }
         classifier = await self._classifier_for(table.spec.classifier)
+        auth = table.spec.router.auth
+        access, seen = None, None
+        if auth is not None:
+            path = keys_file(auth, self.settings.secrets_dir)
+            seen = _file_stamp(path)  # before reading: a change after it reloads again
+            access = await asyncio.to_thread(AccessKeys.from_file, path)
         current = self.proxy.snapshot
         balancer: Balancer
         if current is not None and current.table.spec.balancing == table.spec.balancing:
@@ -136,6 +162,8 @@ class RouterApp:
         self.metrics.declare_tiers(t.name for t in table.tiers)
         self.metrics.table_version = table.version
         self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
+        self._guard(access)
+        self._keys_seen = seen
         log.info(
             "routing table %s installed: %s",
             table.version,
@@ -175,6 +203,40 @@ class RouterApp:
             return False
         self.metrics.reloads["ok"] += 1
         return True
+
+    def _guard(self, access: AccessKeys | None) -> None:
+        """Route the model endpoints through the key check only when auth is on."""
+        self.access = access
+        for path, method, handler in (
+            ("/v1/chat/completions", "POST", self.proxy.handle),
+            ("/v1/completions", "POST", self.proxy.handle),
+            ("/v1/models", "GET", self._list_models),
+        ):
+            guarded = handler if access is None else self._authenticated(handler)
+            self._routes[path] = (method, guarded)
+
+    def _authenticated(self, handler: Handler) -> Handler:
+        async def check(request: Request, writer: ResponseWriter) -> None:
+            access = self.access
+            authorization = request.headers.get("authorization")
+            if access is None or access.accepts(authorization):
+                await handler(request, writer)
+                return
+            reason = "missing" if not authorization else "invalid"
+            self.metrics.auth_failures[reason] += 1
+            message = (
+                "Missing API key: send it as 'Authorization: Bearer KEY'"
+                if reason == "missing"
+                else "Incorrect API key provided"
+            )
+            status = send_error(
+                writer, ErrorKind.UNAUTHORIZED, message, headers=[("www-authenticate", "Bearer")]
+            )
+            self.metrics.observe_request(
+                "", "", "", status, duration_s=time.monotonic() - request.received_at
+            )
+
+        return check
 
     # -- requests ----------------------------------------------------------------------
     async def handle(self, request: Request, writer: ResponseWriter) -> None:
@@ -248,6 +310,10 @@ class RouterApp:
             await self.server.shutdown(self.settings.shutdown_grace_s)
             await self.pool.close()
 
+    def _keys_stamp(self) -> object:
+        """The accepted-keys file's stamp now (None while auth is off)."""
+        return None if self.access is None else _file_stamp(self.access.source)
+
     async def _watch(self, source: TableSource) -> None:
         """Poll ``source.stamp`` and reload on change; SIGHUP reloads at once."""
         loop = asyncio.get_running_loop()
@@ -263,12 +329,23 @@ class RouterApp:
                 forced = wake.is_set()
                 wake.clear()
                 new_stamp = source.stamp()
-                if forced or new_stamp != stamp:
+                keys_stamp = self._keys_stamp()
+                if forced or new_stamp != stamp or keys_stamp != self._keys_seen:
                     stamp = new_stamp
+                    self._keys_seen = keys_stamp
                     await self.reload(source)
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _file_stamp(path: str) -> tuple[float, int, int] | None:
+    """Changes when a mounted file is replaced (Secret updates swap a symlink)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size, st.st_ino)
 
 
 def _models_body(table: RoutingTable) -> bytes:

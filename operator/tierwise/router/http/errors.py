@@ -20,6 +20,7 @@ JSON: tuple[Header, ...] = (("content-type", "application/json"),)
 
 class ErrorKind(StrEnum):
     BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
     UNKNOWN_MODEL = "unknown_model"
     NOT_FOUND = "not_found"
     METHOD = "method_not_allowed"
@@ -35,6 +36,7 @@ class ErrorKind(StrEnum):
 # kind -> (status, OpenAI error type, code). The one place errors become status codes.
 ERRORS: dict[ErrorKind, tuple[int, str, str]] = {
     ErrorKind.BAD_REQUEST: (400, "invalid_request_error", "invalid_request"),
+    ErrorKind.UNAUTHORIZED: (401, "invalid_request_error", "invalid_api_key"),
     ErrorKind.UNKNOWN_MODEL: (404, "invalid_request_error", "model_not_found"),
     ErrorKind.NOT_FOUND: (404, "invalid_request_error", "not_found"),
     ErrorKind.METHOD: (405, "invalid_request_error", "method_not_allowed"),
