@@ -1,7 +1,8 @@
 """Properties of the policy over generated loads and histories (hypothesis).
 
 Monotone in load, never outside min/max, no flapping under constant load, windows and step
-limits honoured on every decision of a random load sequence.
+limits honoured on every decision of a random load sequence; the specs include a load-trend
+lookahead and the histories recent load levels, so the trend is under every property.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, object], int, int]:
         "maxScaleUpStep": draw(st.integers(1, 10)),
         "maxScaleDownStep": draw(st.integers(1, 10)),
         "scaleToZeroAfter": f"{draw(st.integers(0, 1800))}s",
+        "scaleUpLookahead": f"{draw(st.integers(0, 300))}s",
     }
     return fields, lo, hi
 
@@ -43,7 +45,10 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, object], int, int]:
 def histories(draw: st.DrawFn) -> History:
     ages = draw(st.lists(st.tuples(st.floats(0, 900), st.integers(0, 30)), max_size=8))
     proposals = tuple(sorted((Proposal(NOW - age, n) for age, n in ages), key=lambda p: p.at))
+    levels = draw(st.lists(st.floats(0, 100), max_size=2))
+    loads = tuple((NOW - 15.0 * (len(levels) - i), v) for i, v in enumerate(levels))
     return History(
+        loads=loads,
         proposals=proposals,
         started_at=NOW - draw(st.floats(0, 3600)),
         last_traffic_at=NOW - draw(st.floats(0, 3600)),

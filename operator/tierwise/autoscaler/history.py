@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_PROPOSALS = 256
+MAX_LOADS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class History:
     """Last reading with running or waiting requests, router demand or new prompt tokens."""
     prompt_tokens: tuple[tuple[str, float], ...] = ()
     """Per-pod prompt-token counter at the last reading (pod, value)."""
+    loads: tuple[tuple[float, float], ...] = ()
+    """(time, load level) of the latest readings with every load signal known, oldest first,
+    for the trend; at most ``MAX_LOADS``, emptied by a reading with a load signal unknown."""
 
     def record(self, proposal: Proposal, *, keep_for: float) -> History:
         """This history with ``proposal`` appended and entries outside ``keep_for`` dropped."""
@@ -48,6 +52,13 @@ class History:
             kept.pop()
         kept.append(proposal)
         return replace(self, proposals=tuple(kept[-MAX_PROPOSALS:]))
+
+    def with_load(self, at: float, level: float | None) -> History:
+        """This history with the load level read at ``at``; ``None`` (unknown) forgets them
+        all, so a trend is never measured across a gap."""
+        if level is None:
+            return replace(self, loads=())
+        return replace(self, loads=(*self.loads, (at, level))[-MAX_LOADS:])
 
     def window(self, now: float, seconds: float) -> list[int]:
         """Proposals made in ``[now - seconds, now]``."""
@@ -64,6 +75,7 @@ class History:
             "lastScaleAt": self.last_scale_at,
             "lastTrafficAt": self.last_traffic_at,
             "promptTokens": [list(item) for item in self.prompt_tokens],
+            "loads": [list(item) for item in self.loads],
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -77,14 +89,16 @@ class History:
             data = json.loads(text)
             proposals = tuple(Proposal(float(at), int(n)) for at, n in data["proposals"])
             tokens = tuple((str(pod), float(v)) for pod, v in data.get("promptTokens", []))
+            loads = tuple((float(at), float(v)) for at, v in data.get("loads", []))
             return cls(
                 proposals=proposals[-MAX_PROPOSALS:],
                 started_at=_opt_float(data.get("startedAt")),
                 last_scale_at=_opt_float(data.get("lastScaleAt")),
                 last_traffic_at=_opt_float(data.get("lastTrafficAt")),
                 prompt_tokens=tokens,
+                loads=loads[-MAX_LOADS:],
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, IndexError):
             return cls()
 
 

@@ -113,6 +113,8 @@ class Reason(StrEnum):
     QUEUE_DEPTH = "QueueDepth"
     KV_CACHE_USAGE = "KVCacheUsage"
     GPU_UTILIZATION = "GPUUtilization"
+    LOAD_TREND = "LoadTrend"
+    """Scaled up for the load projected scaleUpLookahead ahead from its growth."""
     WITHIN_TOLERANCE = "WithinTolerance"
     SIGNALS_MISSING = "SignalsMissing"
     IDLE = "Idle"

@@ -14,6 +14,9 @@ Algorithm (HPA's, on LLM signals):
    Replicas that did not report (starting, unreachable) are filled in conservatively, as the
    HPA does: as idle when the others call for scale-up, at target when they call for
    scale-down; if the fill flips the direction, the signal proposes ``current``.
+   Load trend: the load in replicas at target (KV usage / its target + waiting / its target)
+   growing over the last two intervals proposes ``ceil(projection)`` ``scaleUpLookahead``
+   ahead (a cold start), upwards only (:mod:`tierwise.autoscaler.trend`).
 2. The largest proposal wins; it names the reason. With every load signal unknown the policy
    holds (``SignalsMissing``); with some unknown it may scale up but never down.
 3. GPU guard: no scale-down while mean GPU utilisation >= ``targetGPUUtilization``.
@@ -35,6 +38,7 @@ Tunables (``spec.autoscaling`` unless noted; defaults in :mod:`tierwise.api.mode
 ``targetKVCacheUsage`` 0.8  KV-cache usage per replica (same sources)
 ``targetGPUUtilization`` 70 percent; scale-down guard, scale-up only when asked
 ``tolerance`` 0.1           dead band around each target
+``scaleUpLookahead`` 2m     project a growing load over a cold start
 ``scaleUpWindow`` 0s        react to bursts at once
 ``scaleDownWindow`` 5m      HPA's default: forget a burst only after five quiet minutes
 ``maxScaleUpStep`` 4        HPA's default pod step
@@ -53,6 +57,7 @@ from dataclasses import dataclass, replace
 
 from tierwise.api.common import parse_duration
 from tierwise.api.model_deployment import AutoscalingMode, AutoscalingSpec, ReplicasSpec
+from tierwise.autoscaler import trend
 from tierwise.autoscaler.history import History, Proposal
 from tierwise.autoscaler.model import (
     Decision,
@@ -83,6 +88,8 @@ class Tunables:
     up_step: int
     down_step: int
     zero_after: float
+    lookahead: float = 0.0
+    interval: float = 15.0
 
     @classmethod
     def of(cls, spec: AutoscalingSpec, replicas: ReplicasSpec) -> Tunables:
@@ -99,6 +106,8 @@ class Tunables:
             up_step=spec.max_scale_up_step,
             down_step=spec.max_scale_down_step,
             zero_after=parse_duration(spec.scale_to_zero_after),
+            lookahead=parse_duration(spec.scale_up_lookahead),
+            interval=parse_duration(spec.interval),
         )
 
     @property
@@ -113,6 +122,8 @@ class _Vote:
     reason: Reason
     value: float
     target: float
+    text: str = ""
+    """Replaces the ``value/replica vs target`` part of the message when set."""
 
 
 def decide(
@@ -141,7 +152,7 @@ def decide(
         return replace(out, apply=False)
     tunables = Tunables.of(spec, replicas)
     if current == 0:
-        out = _from_zero(tunables, signals, summary, history)
+        out = _from_zero(tunables, signals, summary, history.with_load(0.0, None))
     else:
         out = _serving(tunables, current=current, signals=signals, history=history, now=now)
         out = replace(out, signals=summary)
@@ -199,7 +210,7 @@ def _from_zero(t: Tunables, signals: Signals, summary: Summary, history: History
 def _serving(
     t: Tunables, *, current: int, signals: Signals, history: History, now: float
 ) -> Decision:
-    votes = _votes(t, current, signals)
+    votes, history = _votes(t, current, signals, history=history, now=now)
     if not votes:
         desired = min(max(current, t.floor), t.max)
         limit = _bound_limit(t, current, desired)
@@ -235,9 +246,18 @@ def _serving(
     return _decision(desired, current, reason, limit=limit, message=text, history=history)
 
 
-def _votes(t: Tunables, current: int, signals: Signals) -> list[_Vote]:
-    """One proposal per readable load signal (queue, KV cache, GPU when asked)."""
+def _votes(
+    t: Tunables, current: int, signals: Signals, *, history: History, now: float
+) -> tuple[list[_Vote], History]:
+    """One proposal per readable load signal (queue, KV cache, GPU when asked) and the load
+    trend's; the history with this reading's load level."""
+    level = trend.load_level(
+        signals, target_kv=t.target_kv_cache_usage, target_queue=t.target_queue_depth
+    )
     votes: list[_Vote] = []
+    ahead = _trend_vote(t, current=current, level=level, history=history, now=now)
+    if ahead is not None:
+        votes.append(ahead)
     queue = signals.known(Signal.QUEUE_DEPTH)
     if queue:
         held = signals.demand or 0.0  # requests the router holds are waiting too
@@ -250,7 +270,28 @@ def _votes(t: Tunables, current: int, signals: Signals) -> list[_Vote]:
         vote = _vote(gpu, current, t.target_gpu_utilization, t, Reason.GPU_UTILIZATION)
         if vote.replicas > current:  # a scale-up signal only; the guard handles the rest
             votes.append(vote)
-    return votes
+    return votes, history.with_load(now, level)
+
+
+def _trend_vote(
+    t: Tunables, *, current: int, level: float | None, history: History, now: float
+) -> _Vote | None:
+    """Scale up now for the load ``scaleUpLookahead`` ahead (:mod:`tierwise.autoscaler.trend`).
+    Replicas still starting count as capacity: ``current`` includes them and is compared
+    with the projection, which is roughly when they will be ready."""
+    if level is None or t.lookahead <= 0:
+        return None
+    rate = trend.growth(history.loads, now=now, level=level, max_gap=2 * max(t.interval, 1.0))
+    if rate is None or rate <= 0:
+        return None
+    ahead = trend.projected(level, rate, t.lookahead)
+    if ahead <= current * (1 + t.tolerance):
+        return None
+    text = (
+        f"load {level:.3g} replicas at target growing {60 * rate:.3g}/min, "
+        f"{ahead:.3g} in {t.lookahead:g}s"
+    )
+    return _Vote(_ceil(ahead), Reason.LOAD_TREND, ahead, float(current), text)
 
 
 def _vote(
@@ -335,10 +376,8 @@ def _hold_reason(votes: list[_Vote], current: int) -> Reason:
 
 
 def _message(vote: _Vote, *, current: int, raw: int, desired: int, limit: Limit) -> str:
-    text = (
-        f"{vote.reason} {vote.value:.3g}/replica vs target {vote.target:g} "
-        f"proposes {vote.replicas} (current {current})"
-    )
+    what = vote.text or f"{vote.value:.3g}/replica vs target {vote.target:g}"
+    text = f"{vote.reason} {what} proposes {vote.replicas} (current {current})"
     if raw != vote.replicas:
         text += f", bounded to {raw}"
     if limit is not Limit.NONE:
