@@ -3,7 +3,8 @@
 Why it exists: the autoscaler's promise is SLO attainment at low GPU cost; this replays one
 seeded, bursty, day-shaped trace against simulated replicas and compares, in the same run:
 
-* ``tierwise``    :func:`tierwise.autoscaler.policy.decide` with the CRD defaults
+* ``tierwise``    :func:`tierwise.autoscaler.policy.decide` with the CRD defaults (and
+  variants: without the load trend, ``scaleUpLookahead: 0s``; ``targetKVCacheUsage: 0.5``)
 * ``static-peak`` a fixed deployment sized for the trace's busiest minute at 80% occupancy
 * ``hpa-gpu``     Kubernetes HPA on DCGM GPU utilisation alone (target 70%)
 * ``queue-only``  the same HPA mechanics on waiting requests per replica alone (target 5)
@@ -305,7 +306,12 @@ def run(seed: int, setup: Setup) -> dict[str, Metrics]:
     service = service_table(setup, seed)
     policies: dict[str, tuple[Policy, int | None]] = {
         "tierwise": (tierwise_policy(setup), None),
+        "tierwise no-trend": (tierwise_policy(setup, scaleUpLookahead="0s"), None),
         "tierwise kv0.5": (tierwise_policy(setup, targetKVCacheUsage=0.5), None),
+        "tierwise kv0.5 no-trend": (
+            tierwise_policy(setup, targetKVCacheUsage=0.5, scaleUpLookahead="0s"),
+            None,
+        ),
         "tierwise+dcgm": (tierwise_policy(setup, dcgm=True), None),
         "static-peak": (lambda view: view.current, static_size(setup, demand, service)),
         "hpa-gpu": (hpa_policy(setup, lambda v: v.per_replica()[3], 70.0), None),

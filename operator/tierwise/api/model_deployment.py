@@ -295,8 +295,8 @@ class AutoscalingSpec(SpecModel):
     """Stabilisation window for scale-down: the highest proposal in it is applied."""
     scale_up_lookahead: Duration = "2m"
     """Scale up for the load expected this far ahead (about a replica's cold start): the
-    growth rate of running plus waiting requests since the last reading, projected forward.
-    0s scales on the current load only."""
+    load (KV-cache usage and waiting requests against their targets) growing over the last
+    two intervals is projected this far. 0s scales on the current load only."""
     max_scale_up_step: Annotated[int, Field(ge=1, le=1000)] = 4
     """Most replicas added by one decision."""
     max_scale_down_step: Annotated[int, Field(ge=1, le=1000)] = 1
