@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -112,23 +111,6 @@ class Row:
     def imbalance(self) -> float:
         mean = statistics.fmean(self.per_replica) if self.per_replica else 0.0
         return max(self.per_replica) / mean if mean else 0.0
-
-
-def with_tool_call_ids(requests: list[Request]) -> list[Request]:
-    """Give each ``tool`` message the ``tool_call_id`` the OpenAI schema requires.
-
-    sglang-router deserializes chat bodies strictly and answers 400 to a tool message
-    without one; the simulator's prompt rendering ignores the field, so prompt tokens (and
-    the offline oracle) are unchanged.
-    """
-    out = []
-    for request in requests:
-        messages = tuple(
-            {**m, "tool_call_id": f"call_{i}"} if m.get("role") == "tool" else m
-            for i, m in enumerate(request.messages)
-        )
-        out.append(dataclasses.replace(request, messages=messages))
-    return out
 
 
 def scrape(url: str) -> Counters:
@@ -323,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     shape = TrafficShape(agentic_system_prompts=args.system_prompts)
-    requests = with_tool_call_ids(generate(Workload.AGENTIC, args.requests, args.seed, shape=shape))
+    requests = generate(Workload.AGENTIC, args.requests, args.seed, shape=shape)
     root = Path(tempfile.mkdtemp(prefix="tierwise-prefix-http-"))
     rows: list[Row] = []
     best = oracle(args)

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-Message = dict[str, str]
+Message = dict[str, Any]
 
 
 class Workload(enum.StrEnum):
@@ -174,12 +174,27 @@ def _agentic(rng: random.Random, shape: TrafficShape, n: int) -> list[Request]:
                     tools=tools,
                 )
             )
+            # A well-formed OpenAI tool round trip: strict peers (sglang-router) reject a
+            # tool message whose tool_call_id answers no call.
+            tool = f"tool_{rng.randrange(max(len(tools), 1))}"
+            call_id = f"call_{sid}_{turn}"
             history.append(
-                {"role": "assistant", "content": f"call tool_{rng.randrange(max(len(tools), 1))}"}
+                {
+                    "role": "assistant",
+                    "content": f"call {tool}",
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": tool, "arguments": "{}"},
+                        }
+                    ],
+                }
             )
             history.append(
                 {
                     "role": "tool",
+                    "tool_call_id": call_id,
                     "content": _text(rng, rng.randint(*shape.agentic_tool_result_words)),
                 }
             )
