@@ -116,7 +116,7 @@ def router(
     argv = [
         sys.executable, "-m", "tierwise.cli", "router", "--policy", str(policy),
         "--endpoints", str(endpoints), "--port", str(port), "--pending-wait", "25",
-        "--scrape-interval", "0.5", "--classifier", "hashing",
+        "--scrape-interval", "0.5", "--classifier", "hashing", "--namespace", NS,
     ]  # fmt: skip
     with EndpointSync(api, endpoints, [ROUTED]), (folder / "router.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

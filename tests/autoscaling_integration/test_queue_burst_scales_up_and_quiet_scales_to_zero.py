@@ -16,6 +16,7 @@ import orjson
 from scaling_helpers import (
     DELETION_COST,
     GVP,
+    NS,
     event_reasons,
     md,
     pods,
@@ -24,6 +25,8 @@ from scaling_helpers import (
     status,
 )
 
+from tierwise.autoscaler import demand
+from tierwise.autoscaler.exposition import parse
 from tierwise.controller.runner import OperatorThread
 from tierwise.local.testing import wait_for
 from tierwise.sim.driver import DriveOptions, RequestResult, drive
@@ -89,10 +92,9 @@ def _ask(router: str) -> tuple[int, dict[str, Any]]:
 def _pending(router: str) -> float:
     with urllib.request.urlopen(router + "/metrics", timeout=2) as response:
         text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(f'tierwise_router_pending_requests{{model_deployment="{NAME}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    samples = parse(text, [demand.PENDING_REQUESTS]).get(demand.PENDING_REQUESTS, [])
+    wanted = {demand.NAMESPACE_LABEL: NS, demand.MODEL_DEPLOYMENT_LABEL: NAME}
+    return sum(s.value for s in samples if s.labels == wanted)
 
 
 def test_burst_up_quiet_down_to_zero_then_a_held_request_is_served(

@@ -15,6 +15,13 @@ a held request and the scale-up). Both sides import these names from here.
     Unix time of the last request the router received for the model; lets the idle clock
     see a request that started and finished between two readings.
 
+``namespace`` is the router's own (``--namespace``, else ``$POD_NAMESPACE`` from the
+downward API, else ``default``): a router serves the ModelDeployments of its namespace. The
+operator counts a series for a ModelDeployment when both labels match; a series without
+``namespace`` (a router older than the label) matches any namespace. Behind Prometheus the
+scrape's own ``namespace`` target label is the router pod's namespace too, so the two agree
+(without ``honor_labels`` the router's copy becomes ``exported_namespace``).
+
 A reachable router that exports no series for a model holds nothing for it (reads as 0);
 an unreachable router makes the demand unknown unless another router reports some.
 """

@@ -13,6 +13,10 @@ ModelDeployment documents (in the policy file or ``--deployments`` files) supply
 model names and prices. The files are polled for changes (about once a second) and SIGHUP
 reloads at once; a table that fails to load is logged and counted and the old one stays.
 SIGTERM/SIGINT drain in-flight requests (up to ``--shutdown-grace``) and exit.
+
+``--namespace`` (default ``$POD_NAMESPACE``, else ``default``) labels the demand metrics
+the operator reads to wake ModelDeployments of that namespace from zero; run a local
+router for ModelDeployments outside ``default`` with it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -59,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="folder where Secrets are mounted as NAME/KEY files: external tiers' API "
         "keys and the accepted client keys of spec.router.auth",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE") or "default",
+        help="namespace of the router and its ModelDeployments, the namespace label of the "
+        "demand metrics the operator reads (default: $POD_NAMESPACE, else 'default')",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -164,6 +175,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         watch_interval_s=args.watch_interval,
         classifier=ClassifierBackend(args.classifier),
         secrets_dir=args.secrets_dir,
+        namespace=args.namespace,
     )
 
 

@@ -14,9 +14,10 @@ tier), ``fallbacks_total{reason}``, ``prefix_affinity_total{result}``,
 ``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}``,
 ``table_version_info{version}``, ``table_reloads_total{result}``, ``in_flight{tier}``,
 ``auth_failures_total{reason}`` (requests refused for a missing or unaccepted client key),
-``pending_requests{model_deployment}`` (requests held for a tier with no replicas: the
-scale-from-zero demand signal the operator scrapes) and
-``last_request_timestamp_seconds{model_deployment}`` (names from
+``pending_requests{namespace,model_deployment}`` (requests held for a tier with no
+replicas: the scale-from-zero demand signal the operator scrapes) and
+``last_request_timestamp_seconds{namespace,model_deployment}`` (``namespace`` is the
+router's own, where its ModelDeployments live; names from
 :mod:`tierwise.autoscaler.demand`; see docs/scale-from-zero.md).
 """
 
@@ -85,7 +86,9 @@ class Histogram:
 class RouterMetrics(Collector):
     """All router series; one instance per app, registered in its own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = "default") -> None:
+        self.namespace = namespace
+        """The router's namespace: the ``namespace`` label of the demand series."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests: dict[tuple[str, str, str, int], int] = {}
         self.durations: dict[str, Histogram] = {}
@@ -227,19 +230,20 @@ class RouterMetrics(Collector):
 
     def _demand(self) -> Iterator[GaugeMetricFamily]:
         """The scale-from-zero demand signal, per ModelDeployment (never external APIs)."""
-        label = [demand.MODEL_DEPLOYMENT_LABEL]
+        label = [demand.NAMESPACE_LABEL, demand.MODEL_DEPLOYMENT_LABEL]
+        ns = self.namespace
         pending = GaugeMetricFamily(
             demand.PENDING_REQUESTS, "Requests waiting for a tier with no replicas.", labels=label
         )
         for model, n in self.pending_by_model.items():
-            pending.add_metric([model], n)
+            pending.add_metric([ns, model], n)
         yield pending
         last = GaugeMetricFamily(
             demand.LAST_REQUEST_TIMESTAMP, "Unix time of the last request.", labels=label
         )
         for backend, at in self.last_request_at.items():
             if not backend.startswith("external:"):
-                last.add_metric([backend], at)
+                last.add_metric([ns, backend], at)
         yield last
 
 

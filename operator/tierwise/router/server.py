@@ -93,6 +93,8 @@ class Settings:
     reuse_port: bool = False
     secrets_dir: str | None = None
     """Folder where Secrets are mounted as NAME/KEY files (client API keys)."""
+    namespace: str = "default"
+    """The router's namespace (``namespace`` label of the demand metrics)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ class RouterApp:
 
     def __init__(self, table: RoutingTable, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = RouterMetrics()
+        self.metrics = RouterMetrics(settings.namespace)
         self.pool = UpstreamPool(connect_timeout_s=settings.connect_timeout_s)
         self.book = LoadBook()
         self.proxy = Proxy(
