@@ -8,6 +8,10 @@ graceful drain on shutdown — and nothing else. Each request becomes a :class:`
 :class:`ResponseWriter`; the handler runs as one task per request, cancelled when the
 client goes away.
 
+HTTP/1.0 clients cannot read chunked responses: their requests are answered with
+``Connection: close``, a whole body with Content-Length, and a streamed body as raw bytes
+ended by closing the connection.
+
 Limits: request head (URL + headers) ``max_head_bytes`` (431), body ``max_body_bytes``
 (413, checked against Content-Length before reading and while reading chunked bodies).
 """
@@ -43,7 +47,7 @@ class ServerLimits:
 class Request:
     """One parsed request. ``headers`` maps lower-cased names to values (last one wins)."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "received_at")
+    __slots__ = ("body", "headers", "http10", "keep_alive", "method", "path", "received_at")
 
     def __init__(
         self, method: str, path: str, headers: dict[str, str], body: bytes, keep_alive: bool
@@ -54,6 +58,8 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self.received_at = 0.0
+        self.http10 = False
+        """An HTTP/1.0 request: no chunked answer, the connection closes after it."""
 
 
 _STATUS_LINES = {
@@ -74,14 +80,18 @@ def status_line(status: int) -> bytes:
 
 class ResponseWriter:
     """Writes one response: either :meth:`send` (whole body) or :meth:`start`/:meth:`write`/
-    :meth:`end` (chunked). ``pause_hook`` is called with True/False when the client's socket
+    :meth:`end` (chunked; with ``chunked=False``, for HTTP/1.0, raw bytes ended by closing
+    the connection). ``pause_hook`` is called with True/False when the client's socket
     buffer fills/drains, so a streaming source can pause its own reading."""
 
-    __slots__ = ("_conn", "_keep_alive", "finished", "pause_hook", "started", "status")
+    __slots__ = ("_chunked", "_conn", "_keep_alive", "finished", "pause_hook", "started", "status")
 
-    def __init__(self, conn: HttpServerProtocol, *, keep_alive: bool = True) -> None:
+    def __init__(
+        self, conn: HttpServerProtocol, *, keep_alive: bool = True, chunked: bool = True
+    ) -> None:
         self._conn = conn
-        self._keep_alive = keep_alive
+        self._keep_alive = keep_alive and chunked
+        self._chunked = chunked
         self.started = False
         self.finished = False
         self.status = 0
@@ -116,23 +126,27 @@ class ResponseWriter:
         self.start_block(status, header_block(headers))
 
     def start_block(self, status: int, block: bytes) -> None:
-        """Start a chunked response (then :meth:`write` pieces and :meth:`end`)."""
+        """Start a streamed response (then :meth:`write` pieces and :meth:`end`)."""
         self._begin(status)
         transport = self._conn.transport
-        if transport is not None:
+        if transport is None:
+            return
+        if self._chunked:
             transport.write(
                 b"%b%b%btransfer-encoding: chunked\r\n\r\n"
                 % (status_line(status), block, self._close_line())
             )
+        else:  # HTTP/1.0: the body runs until the connection closes
+            transport.write(b"%b%b%b\r\n" % (status_line(status), block, _CLOSE))
 
     def write(self, data: bytes) -> None:
         transport = self._conn.transport
         if data and transport is not None:
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
 
     def end(self) -> None:
         transport = self._conn.transport
-        if transport is not None and not self.finished:
+        if transport is not None and not self.finished and self._chunked:
             transport.write(b"0\r\n\r\n")
         self.finished = True
 
@@ -280,13 +294,12 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = Request(
-            self._parser.get_method().decode("latin-1"),
-            path,
-            self._headers,
-            body,
-            self._parser.should_keep_alive(),
-        )
+        parser = self._parser
+        request = Request(parser.get_method().decode("latin-1"), path, self._headers, body, False)
+        if parser.get_http_version() == "1.0":
+            request.http10 = True  # no chunked answers: close after it, whatever it asked
+        else:
+            request.keep_alive = parser.should_keep_alive()
         request.received_at = self.last_active = self._loop.time()
         if self._task is None:
             self._task = self._loop.create_task(self._serve(request))
@@ -303,7 +316,9 @@ class HttpServerProtocol(asyncio.Protocol):
     # -- serving -----------------------------------------------------------------------
     async def _serve(self, request: Request) -> None:
         while True:
-            writer = self._writer = ResponseWriter(self, keep_alive=request.keep_alive)
+            writer = self._writer = ResponseWriter(
+                self, keep_alive=request.keep_alive, chunked=not request.http10
+            )
             try:
                 await self._server.handler(request, writer)
             except asyncio.CancelledError:
