@@ -273,6 +273,10 @@ def _votes(
     return votes, history.with_load(now, level)
 
 
+_NOISE_FLOOR = 1e-6
+"""Projected growth (in replicas at target) below which a trend is rounding noise."""
+
+
 def _trend_vote(
     t: Tunables, *, current: int, level: float | None, history: History, now: float
 ) -> _Vote | None:
@@ -282,7 +286,10 @@ def _trend_vote(
     if level is None or t.lookahead <= 0:
         return None
     rate = trend.growth(history.loads, now=now, level=level, max_gap=2 * max(t.interval, 1.0))
-    if rate is None or rate <= 0:
+    # Growth within the tolerance band (or floating-point noise in a level summed over a
+    # different replica count) is no trend: projecting it would fight the reactive votes
+    # under constant load and flap.
+    if rate is None or rate * t.lookahead <= max(t.tolerance * level, _NOISE_FLOOR):
         return None
     ahead = trend.projected(level, rate, t.lookahead)
     if ahead <= current * (1 + t.tolerance):
