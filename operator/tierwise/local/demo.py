@@ -238,6 +238,7 @@ def _start_router(stack: contextlib.ExitStack, run: _Running, options: DemoOptio
         "--endpoints", str(files["endpoints.yaml"]),
         "--deployments", str(files["modeldeployments.yaml"]),
         "--secrets-dir", str(run.workdir / "secrets"), "--port", str(port),
+        "--namespace", options.namespace,
         "--shutdown-grace", "2", "--scrape-interval", "0.5"], run.workdir / "router.log"))
     run.router_url = f"http://127.0.0.1:{port}"
     wait_router(router, run.router_url)
