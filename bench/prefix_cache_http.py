@@ -58,7 +58,7 @@ import router_overhead as launch  # bench/router_overhead.py
 from tierwise.sim.config import SimConfig
 from tierwise.sim.driver import DriveOptions, RequestResult, drive, percentile
 from tierwise.sim.latency import LatencyParams
-from tierwise.sim.process import EngineProcess, free_port, running_engines
+from tierwise.sim.process import EngineProcess, free_port, running_engines, stop_process_group
 from tierwise.sim.traffic import Request, TrafficShape, Workload, generate
 
 SIM_MODEL = "bench"  # the ModelDeployment name router_overhead's policy file uses
@@ -154,14 +154,7 @@ def router_process(command: list[str], log: Path) -> Iterator[subprocess.Popen[b
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, 10)
 
 
 def wait_ready(port: int, model: str, proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -44,6 +44,8 @@ from pathlib import Path
 import httptools
 import uvloop
 
+from tierwise.sim.process import stop_process_group
+
 PY = sys.executable
 HERE = Path(__file__).resolve()
 CHUNKS = 32
@@ -537,12 +539,7 @@ def _run_target(
         print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_process_group(proc, 10)
     return cells
 
 

