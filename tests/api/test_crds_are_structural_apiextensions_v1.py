@@ -112,7 +112,7 @@ def test_model_deployment_has_scale_subresource_and_columns() -> None:
     ("name", "short", "columns"),
     [
         ("modeldeployments.tierwise.dev.yaml", "md", 6),
-        ("routingpolicies.tierwise.dev.yaml", "rp", 4),
+        ("routingpolicies.tierwise.dev.yaml", "rp", 5),
     ],
 )
 def test_names_subresources_and_printer_columns(name: str, short: str, columns: int) -> None:

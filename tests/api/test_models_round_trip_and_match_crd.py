@@ -73,12 +73,26 @@ def _backend(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def _distinct(backends: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A tier names each backend once (the model refuses duplicates)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for backend in backends:
+        ext = backend.get("external") or {}
+        seen.setdefault(
+            str(backend.get("modelDeployment") or (ext["baseURL"], ext["model"])), backend
+        )
+    return list(seen.values())
+
+
 @st.composite
 def routing_policies(draw: st.DrawFn) -> dict[str, Any]:
     tier_names = draw(st.lists(labels, min_size=1, max_size=4, unique=True))
     categories = draw(st.lists(labels, max_size=3, unique=True))
     tiers = [
-        {"name": name, "backends": [_backend(draw) for _ in range(draw(st.integers(1, 2)))]}
+        {
+            "name": name,
+            "backends": _distinct([_backend(draw) for _ in range(draw(st.integers(1, 2)))]),
+        }
         for name in tier_names
     ]
     rules = []

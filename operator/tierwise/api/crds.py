@@ -110,9 +110,10 @@ KINDS: tuple[ResourceKind, ...] = (
         plural="routingpolicies",
         short_name="rp",
         printer_columns=(
-            _column("Tiers", ".spec.tiers[*].name", "string", "Tiers, cheapest first"),
-            _column("Ready", ".status.routerReady", "boolean", "Router serving"),
-            _column("Table", ".status.tableVersion", "string", "Routing table version"),
+            _column("Mode", ".spec.router.mode", "string", "gateway or sidecar"),
+            _column("Tiers", ".status.readyTiers", "string", "Tiers able to serve / all tiers"),
+            _column("Router", ".status.readyRouters", "string", "Router pods ready / wanted"),
+            _column("Table", ".status.tableVersion", "string", "Policy document version"),
             _AGE,
         ),
     ),

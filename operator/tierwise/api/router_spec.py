@@ -56,14 +56,18 @@ class RouterSpec(SpecModel):
     """gateway: a Deployment and Service; sidecar: injected into pods labelled
     tierwise.dev/routing-policy=NAME."""
     replicas: Annotated[int, Field(ge=1, le=100)] = 2
-    """Router pods (gateway mode)."""
+    """Router pods (gateway mode; ignored in sidecar mode, where each labelled pod gets one)."""
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    """Port the router listens on: the container port behind the Service in gateway mode; in
+    sidecar mode the localhost port the application calls (http://localhost:PORT/v1), so
+    pick one the application does not use."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Router image; defaults to the operator's own."""
     resources: RouterResources = Field(
         default_factory=RouterResources, json_schema_extra={"default": {}}
     )
-    """Resources of each router pod."""
+    """Resources of each router container (pod in gateway mode, sidecar in sidecar mode)."""
     service: RouterService = Field(default_factory=RouterService, json_schema_extra={"default": {}})
-    """Service of a gateway router."""
+    """Service of a gateway router (ignored in sidecar mode)."""
     auth: ClientAuth | None = None
     """Client authentication; unset accepts every caller that can reach the Service."""

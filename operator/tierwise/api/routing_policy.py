@@ -104,6 +104,13 @@ class Backend(SpecModel):
         return self
 
     @property
+    def identity(self) -> str:
+        """What makes two backends the same target (an external API is its URL and model)."""
+        if self.external is not None:
+            return f"external:{self.external.base_url.rstrip('/')}#{self.external.model}"
+        return f"md:{self.model_deployment}"
+
+    @property
     def key(self) -> str:
         """Stable name of the backend, as the x-tierwise-backend header shows it."""
         if self.model_deployment is not None:
@@ -125,6 +132,20 @@ class Tier(SpecModel):
     """Price of this tier; defaults to each ModelDeployment's spec.cost."""
     max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
     """Longest prompt (tokens) this tier accepts; longer prompts escalate to the next tier."""
+
+    @model_validator(mode="after")
+    def _backends_unique(self) -> Tier:
+        seen: dict[str, int] = {}
+        for index, backend in enumerate(self.backends):
+            key = backend.identity
+            if key in seen:
+                raise FieldError(
+                    f"backends[{index}]",
+                    f"this tier already names {backend.key} as backends[{seen[key]}]; a backend "
+                    "appears once per tier (use weight to give it a larger share)",
+                )
+            seen[key] = index
+        return self
 
 
 class HeaderMatch(SpecModel):
@@ -291,8 +312,12 @@ class RoutingPolicySpec(SpecModel):
     models: Annotated[list[ModelAlias], Field(min_length=1, max_length=32)] = Field(
         default_factory=lambda: ["auto"], json_schema_extra={"default": ["auto"]}
     )
-    """Model names clients may send; /v1/models lists them. A tier's name is accepted too
-    and pins the request to that tier."""
+    """Model names clients may send; /v1/models lists them. With allowTierPinning a tier's
+    name is accepted too and pins the request to that tier."""
+    allow_tier_pinning: bool = False
+    """Let clients name a tier as the request's model and skip every rule (rule
+    ``model-pin``). Off by default: any client that can reach the router could otherwise send
+    everything to the most expensive tier; a tier name is then an unknown model (404)."""
     tiers: Annotated[list[Tier], Field(min_length=1, max_length=16, json_schema_extra=LIST_MAP)]
     """Tiers, ordered cheapest first; escalation moves down this list."""
     rules: Annotated[list[Rule], Field(max_length=128, json_schema_extra=LIST_MAP)] = Field(

@@ -79,11 +79,12 @@ class BackendStatus(StatusModel):
     name: str
     """ModelDeployment name, or external:MODEL."""
     ready: bool = False
-    """Whether it can take traffic now."""
+    """Whether it can take traffic now (a ModelDeployment scaled to zero counts: the router
+    holds its requests and wakes it)."""
     endpoints: int = 0
     """Ready replicas (1 for an external API that is configured)."""
     message: str = ""
-    """Why it is not ready."""
+    """Why it is not ready, or a note (scaled to zero)."""
 
 
 class TierStatus(StatusModel):
@@ -91,6 +92,8 @@ class TierStatus(StatusModel):
 
     name: str
     """Tier name from spec.tiers."""
+    ready: bool = False
+    """Whether some backend of the tier can take traffic now."""
     ready_backends: int = 0
     """Backends that can take traffic now."""
     backends: list[BackendStatus] = Field(default_factory=list)
@@ -104,13 +107,21 @@ class RoutingPolicyStatus(StatusModel):
     """The metadata.generation this status describes."""
     tiers: list[TierStatus] = Field(default_factory=list)
     """Resolved tiers with their ready backends."""
+    ready_tiers: str | None = None
+    """Tiers able to take traffic out of all tiers, as READY/TOTAL (kubectl get rp)."""
     router_ready: bool = False
-    """Whether the router serves with the current table."""
+    """Whether the router serves with the current table (some router pod ready)."""
+    router_replicas: int = 0
+    """Router pods wanted (gateway) or pods with the injected sidecar (sidecar)."""
     router_ready_replicas: int = 0
-    """Router pods ready."""
+    """Router pods ready (gateway) or injected pods ready (sidecar)."""
+    ready_routers: str | None = None
+    """Router pods ready out of wanted, as READY/WANTED (kubectl get rp)."""
     table_version: str | None = None
-    """Version of the routing table last written."""
+    """Version of the policy document last written to the router's ConfigMap (a content
+    hash; endpoints are discovered by the router and are not part of it)."""
     endpoint: str | None = None
-    """In-cluster base URL of the router's OpenAI-compatible API."""
+    """Base URL of the router's OpenAI-compatible API: the Service's in-cluster URL (gateway)
+    or http://localhost:PORT/v1 inside each labelled pod (sidecar)."""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
     """Ready, Progressing, Degraded."""

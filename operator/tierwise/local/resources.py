@@ -96,6 +96,15 @@ BUILTIN_RESOURCES: tuple[ResourceSpec, ...] = (
                  status=True),
     ResourceSpec("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
                  "ValidatingWebhookConfiguration", namespaced=False),
+    ResourceSpec("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
+                 "MutatingWebhookConfiguration", namespaced=False),
+    ResourceSpec("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    ResourceSpec("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ResourceSpec("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceSpec("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole",
+                 namespaced=False),
+    ResourceSpec("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+                 namespaced=False),
 )
 
 CRD_RESOURCE = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
