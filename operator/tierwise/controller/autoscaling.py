@@ -55,14 +55,13 @@ from tierwise.controller.kube import KubeClient
 from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.plan import AUTOSCALER_FIELD_MANAGER, EventType
 from tierwise.controller.pods import (
-    POD,
     ROUTER_SELECTOR,
     PodAddress,
     annotate_deletion_costs,
     engine_targets,
     router_metrics_urls,
 )
-from tierwise.controller.resources import DEPLOYMENT, MODEL_DEPLOYMENT
+from tierwise.controller.resources import DEPLOYMENT, MODEL_DEPLOYMENT, POD
 from tierwise.controller.status import autoscaling_status
 from tierwise.engines import engine_for
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value

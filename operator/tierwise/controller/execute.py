@@ -16,23 +16,24 @@ import aiohttp
 
 from tierwise.controller.kube import ApiError, KubeClient
 from tierwise.controller.plan import Plan
-from tierwise.controller.resources import CHILD_RESOURCES, MODEL_DEPLOYMENT
+from tierwise.controller.resources import MODEL_DEPLOYMENT, Resource, resource_for_kind
 
 log = logging.getLogger(__name__)
-_BY_KIND = {r.kind: r for r in CHILD_RESOURCES}
 
 
-async def execute(plan: Plan, kube: KubeClient, owner: Mapping[str, Any]) -> None:
-    """Apply, delete, patch status and post events as the plan says."""
+async def execute(
+    plan: Plan, kube: KubeClient, owner: Mapping[str, Any], *, kind: Resource = MODEL_DEPLOYMENT
+) -> None:
+    """Apply, delete, patch status (of ``owner``, a ``kind``) and post events as planned."""
     meta = owner["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     for apply in plan.applies:
         obj = {**apply.obj, "metadata": {**apply.obj["metadata"], "namespace": namespace}}
         await kube.apply(obj, manager=apply.manager)
     for ident in plan.deletes:
-        await kube.delete(_BY_KIND[ident.kind], namespace, ident.name)
+        await kube.delete(resource_for_kind(ident.kind), namespace, ident.name)
     if plan.status is not None:
-        await kube.patch_status(MODEL_DEPLOYMENT, namespace, name, plan.status)
+        await kube.patch_status(kind, namespace, name, plan.status)
     for note in plan.events:
         try:
             await kube.post_event(

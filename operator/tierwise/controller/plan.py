@@ -142,11 +142,11 @@ def plan_reconcile(
     applies += _handoff(md, replicas, deployment, desired)
     deletes = unwanted(observed.children, (identity_of(o) for o in desired), owner_uid)
     status = _status(md, body, observed, replicas=replicas, now=now)
-    events = _change_notes(applies, deletes) + _status_notes(body, status, [])
+    events = change_notes(applies, deletes) + _status_notes(body, status, [])
     return Plan(
         applies=tuple(applies),
         deletes=tuple(deletes),
-        status=_changed(body, status),
+        status=changed_status(body, status),
         events=tuple(events),
     )
 
@@ -180,7 +180,7 @@ def _handoff(
     ]
 
 
-def _change_notes(applies: Sequence[Apply], deletes: Sequence[Identity]) -> list[Note]:
+def change_notes(applies: Sequence[Apply], deletes: Sequence[Identity]) -> list[Note]:
     """One event per kind of change (created, updated, deleted), naming every object."""
     ours = [a for a in applies if a.manager == FIELD_MANAGER]
     groups = (
@@ -246,7 +246,7 @@ def _status_only(
     status = _base_status(body, health, problems, now=now)
     retry = MISSING_REFERENCE_RETRY_S if outcome is Outcome.WAITING else None
     return Plan(
-        status=_changed(body, status),
+        status=changed_status(body, status),
         events=tuple(_status_notes(body, status, problems)),
         outcome=outcome,
         retry_after=retry,
@@ -282,7 +282,7 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None
     return None
 
 
-def _changed(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
+def changed_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
     """The status patch, or None when the object already shows exactly this."""
     old = body.get("status") or {}
     if all(old.get(k) == v for k, v in status.items()):

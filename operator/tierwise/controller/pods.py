@@ -19,9 +19,8 @@ from typing import Any
 from tierwise.autoscaler.deletion_cost import ANNOTATION as DELETION_COST
 from tierwise.autoscaler.signals import PodTarget
 from tierwise.controller.kube import KubeClient
-from tierwise.controller.resources import Resource
+from tierwise.controller.resources import POD
 
-POD = Resource("", "v1", "pods", "Pod")
 ROUTER_SELECTOR = "app.kubernetes.io/component=router"
 """Router pods the operator scrapes for demand, in the ModelDeployment's namespace."""
 LOCAL_PORT_ANNOTATION = "local.tierwise.dev/port"

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
 from tierwise.api.status import Phase
 from tierwise.controller import checks, errors
 from tierwise.controller.children import Identity, identity_of
@@ -34,9 +32,11 @@ from tierwise.controller.execute import execute
 from tierwise.controller.kube import ApiError, KubeClient
 from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.plan import Observed, Outcome, Plan, Render, plan_reconcile
+from tierwise.controller.refresh import Refresher
 from tierwise.controller.resources import (
     CHILD_RESOURCES,
     MODEL_DEPLOYMENT,
+    POD,
     PVC,
     SECRET,
     Resource,
@@ -47,7 +47,7 @@ from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
 log = logging.getLogger(__name__)
 KIND = "ModelDeployment"
 REFRESH_RETRY_S = 5.0
-POD = Resource("", "v1", "pods", "Pod")
+
 _REF_RESOURCES = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
 _SETTLED = frozenset({Phase.READY.value, Phase.SCALED_TO_ZERO.value})
 
@@ -68,7 +68,7 @@ class Reconciler:
     resync_s: float = 30.0
     _resync: asyncio.Task[None] | None = None
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    _pending: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    _refresher: Refresher | None = None
     _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """The status this operator last wrote per object: kopf's body may predate it."""
     _names: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -109,19 +109,19 @@ class Reconciler:
         name = owner or (self._names.get((namespace, label)) if label else None)
         if name is None:
             return
-        key = (namespace, name)
-        if key not in self._pending:
-            self._pending[key] = asyncio.create_task(self._refresh(key))
+        if self._refresher is None:
+            self._refresher = Refresher(
+                self._refresh, debounce_s=self.debounce_s, retry_s=REFRESH_RETRY_S, name="refresh"
+            )
+        self._refresher.schedule((namespace, name))
 
     async def close(self) -> None:
-        tasks = list(self._pending.values())
         if self._resync is not None:
-            tasks.append(self._resync)
+            self._resync.cancel()
+            await asyncio.gather(self._resync, return_exceptions=True)
             self._resync = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._pending.clear()
+        if self._refresher is not None:
+            await self._refresher.close()
 
     # -- the path ----------------------------------------------------------------------------
     async def observe(
@@ -170,21 +170,10 @@ class Reconciler:
         return plan
 
     async def _refresh(self, key: tuple[str, str]) -> None:
-        try:
-            await asyncio.sleep(self.debounce_s)
-        finally:
-            self._pending.pop(key, None)
-        try:
-            body = await self.kube.get(MODEL_DEPLOYMENT, *key)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            await self.reconcile(body)
-        except kopf.PermanentError:  # an invalid spec: its status says so, retrying won't help
+        body = await self.kube.get(MODEL_DEPLOYMENT, *key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        except Exception as exc:  # no kopf retry on this path: try again after a pause
-            log.warning("refresh of %s/%s failed, retrying: %s", key[0], key[1], exc)
-            await asyncio.sleep(REFRESH_RETRY_S)
-            self.child_changed(key[0], owner=key[1], label=None)
+        await self.reconcile(body)
 
     async def _resync_loop(self) -> None:
         while True:
@@ -242,8 +231,10 @@ def _needs_refresh(body: Mapping[str, Any]) -> bool:
     meta, status = body.get("metadata") or {}, body.get("status") or {}
     if meta.get("deletionTimestamp"):
         return False
-    return bool(status.get("phase") not in _SETTLED
-                or status.get("observedGeneration") != meta.get("generation"))
+    return bool(
+        status.get("phase") not in _SETTLED
+        or status.get("observedGeneration") != meta.get("generation")
+    )
 
 
 def _resource(kind: str) -> Resource:

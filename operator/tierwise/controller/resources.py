@@ -45,12 +45,37 @@ POD_MONITOR = Resource("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor
 EVENT = Resource("", "v1", "events", "Event")
 SECRET = Resource("", "v1", "secrets", "Secret")
 PVC = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+ROUTING_POLICY = Resource(GROUP, VERSION, "routingpolicies", "RoutingPolicy")
+CONFIG_MAP = Resource("", "v1", "configmaps", "ConfigMap")
+SERVICE_ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+ROLE = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+POD = Resource("", "v1", "pods", "Pod")
 
 CHILD_RESOURCES: tuple[Resource, ...] = (DEPLOYMENT, SERVICE, PDB, POD_MONITOR)
-_BY_KIND: dict[tuple[str, str], Resource] = {
-    (r.api_version, r.kind): r
-    for r in (MODEL_DEPLOYMENT, DEPLOYMENT, SERVICE, PDB, POD_MONITOR, EVENT, SECRET, PVC)
-}
+"""What a ModelDeployment owns."""
+ROUTER_CHILD_RESOURCES: tuple[Resource, ...] = (
+    CONFIG_MAP,
+    SERVICE_ACCOUNT,
+    ROLE,
+    ROLE_BINDING,
+    DEPLOYMENT,
+    SERVICE,
+    PDB,
+    POD_MONITOR,
+)
+"""What a RoutingPolicy owns (its router and the policy document)."""
+_ALL = (
+    MODEL_DEPLOYMENT,
+    ROUTING_POLICY,
+    *ROUTER_CHILD_RESOURCES,
+    EVENT,
+    SECRET,
+    PVC,
+    POD,
+)
+_BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in _ALL}
+_BY_KIND_NAME: dict[str, Resource] = {r.kind: r for r in _ALL if r is not EVENT}
 
 
 def resource_of(obj: Mapping[str, Any]) -> Resource:
@@ -60,3 +85,8 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
         return _BY_KIND[key]
     except KeyError:
         raise KeyError(f"{key[1]} ({key[0]}) is not a kind the operator manages") from None
+
+
+def resource_for_kind(kind: str) -> Resource:
+    """The resource of a kind the operator manages (kinds are unique among them)."""
+    return _BY_KIND_NAME[kind]

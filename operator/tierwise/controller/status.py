@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from tierwise.api.common import ConditionStatus, ConditionType
 from tierwise.api.model_deployment import AutoscalingMode, Phase
@@ -183,8 +183,21 @@ def _degraded(health: Health, problems: Sequence[Problem]) -> ConditionValue:
     return ConditionValue(kind, ConditionStatus.FALSE, Reason.AS_EXPECTED, "")
 
 
+class ConditionLike(Protocol):
+    """A computed condition of either kind (ModelDeployment or RoutingPolicy)."""
+
+    @property
+    def type(self) -> ConditionType: ...
+    @property
+    def status(self) -> ConditionStatus: ...
+    @property
+    def reason(self) -> StrEnum: ...
+    @property
+    def message(self) -> str: ...
+
+
 def render_conditions(
-    values: Sequence[ConditionValue],
+    values: Sequence[ConditionLike],
     previous: Sequence[Mapping[str, Any]],
     *,
     generation: int | None,
