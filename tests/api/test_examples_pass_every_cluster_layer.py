@@ -53,6 +53,7 @@ CLUSTER_LAYER: dict[str, tuple[str, str] | None] = {
     "24-env-value-and-secret": ("cel", "value and secretKeyRef are both set"),
     "25-rule-without-condition": ("cel", "a rule needs at least one condition"),
     "26-duplicate-backend-in-tier": None,  # the validating webhook refuses it
+    "27-managed-engine-arg": None,  # the validating webhook refuses it (engine flag table)
 }
 NOT_A_RESOURCE = {"21-malformed-yaml", "22-unknown-kind"}
 

@@ -28,7 +28,12 @@ CASES = [
     # (file text, exit code, text expected in stdout+stderr)
     ("", 0, "0 resource(s) valid"),
     ("---\n---\n", 0, "0 resource(s) valid"),
-    (MD.format(name="qwen", arg='"--served-model-name=模型"'), 0, "1 resource(s) valid"),
+    (MD.format(name="qwen", arg='"--chat-template=/模板/chat.jinja"'), 0, "1 resource(s) valid"),
+    (
+        MD.format(name="qwen", arg='"--served-model-name=模型"'),
+        1,
+        "spec.engine.args[0]: --served-model-name is managed by Tierwise",
+    ),
     (MD.format(name="Qwen_ß", arg=""), 1, "ModelDeployment/Qwen_ß: metadata.name: 'Qwen_ß'"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", 0, "1 non-Tierwise object"),
     (

@@ -38,13 +38,14 @@ class Reference:
 def parse(body: Mapping[str, Any]) -> tuple[ModelDeployment | None, list[Problem]]:
     """The validated model, or the problems that make it invalid (never both)."""
     try:
-        return ModelDeployment.model_validate(_essence(body)), []
+        return ModelDeployment.model_validate(essence(body)), []
     except ValidationError as error:
         issues = issues_from(error, ModelDeployment)
         return None, [Problem(i.path, i.message) for i in issues]
 
 
-def _essence(body: Mapping[str, Any]) -> dict[str, Any]:
+def essence(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a custom resource its model validates (server-set metadata dropped)."""
     meta = body.get("metadata") or {}
     keep = ("name", "namespace", "labels", "annotations", "generation", "uid")
     return {

@@ -176,6 +176,16 @@ class KubeClient:
             item.setdefault("kind", resource.kind)
         return items
 
+    async def resource_served(self, group_version_path: str, plural: str) -> bool:
+        """Whether discovery lists ``plural`` under ``/apis/GROUP/VERSION`` (a CRD installed)."""
+        try:
+            body = await self._request("GET", group_version_path)
+        except ApiError as error:
+            if error.status in (403, 404):
+                return False
+            raise
+        return any(r.get("name") == plural for r in body.get("resources") or [])
+
     # -- writes ----------------------------------------------------------------------------
     async def apply(self, obj: Mapping[str, Any], *, manager: str) -> dict[str, Any]:
         """Server-side apply (force: Tierwise owns what it applies)."""

@@ -25,6 +25,7 @@ from tierwise.api.errors import issues_from
 from tierwise.api.model_deployment import ModelDeployment
 from tierwise.api.router_config import RouterConfig
 from tierwise.api.routing_policy import RoutingPolicy
+from tierwise.controller.checks import essence
 from tierwise.controller.children import Identity, identity_of, unwanted, up_to_date, with_hash
 from tierwise.controller.plan import (
     Apply,
@@ -62,6 +63,7 @@ class RouterRender(Protocol):
         *,
         owner_uid: str | None,
         sidecar_service_accounts: Sequence[str],
+        pod_monitor: bool,
     ) -> list[dict[str, Any]]: ...
 
     def endpoint(self, rp: RoutingPolicy) -> str: ...
@@ -81,20 +83,14 @@ class PolicyObserved:
     )
     sidecar_service_accounts: tuple[str, ...] = ()
     """ServiceAccounts of the pods labelled for this policy (sidecar mode)."""
+    pod_monitor: bool = False
+    """Whether the cluster serves the Prometheus Operator's PodMonitor kind."""
 
 
 def parse_policy(body: Mapping[str, Any]) -> tuple[RoutingPolicy | None, list[Problem]]:
     """The validated model, or the problems that make it invalid (never both)."""
-    meta = body.get("metadata") or {}
-    keep = ("name", "namespace", "labels", "annotations", "generation", "uid")
-    essence = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {k: meta[k] for k in keep if k in meta},
-        "spec": body.get("spec"),
-    }
     try:
-        return RoutingPolicy.model_validate(essence), []
+        return RoutingPolicy.model_validate(essence(body)), []
     except ValidationError as error:
         return None, [Problem(i.path, i.message) for i in issues_from(error, RoutingPolicy)]
 
@@ -122,6 +118,7 @@ def plan_policy(
             config,
             owner_uid=owner_uid,
             sidecar_service_accounts=observed.sidecar_service_accounts,
+            pod_monitor=observed.pod_monitor,
         )
     ]
     applies = [

@@ -1,4 +1,8 @@
-"""``tierwise validate``: check custom resources offline, before they reach a cluster."""
+"""``tierwise validate``: check custom resources offline, before they reach a cluster.
+
+It runs :func:`tierwise.manifests.validation.check_resource`, the same checks the
+validating admission webhook runs, so both print the same field paths and fixes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 from typing import Any
 
 from tierwise.api.documents import expand_paths, load_documents
+from tierwise.manifests.validation import semantic_issues
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
             checked += 1
-            for issue in doc.issues:
+            for issue in [*doc.issues, *(semantic_issues(doc) if not doc.issues else [])]:
                 failed += 1
                 print(f"{doc.source}: {doc.label}: {issue}", file=sys.stderr)
     if not paths:
