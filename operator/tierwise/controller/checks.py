@@ -87,3 +87,16 @@ def missing_problems(refs: list[Reference], missing: Collection[Identity]) -> li
         for ref in refs
         if ref.identity in missing
     ]
+
+
+def plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """kopf's live body view as a plain, detached dict."""
+    return {key: _detach(value) for key, value in body.items()}
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_detach(v) for v in value]
+    return value

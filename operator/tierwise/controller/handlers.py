@@ -19,13 +19,17 @@ import kopf
 
 from tierwise.api.common import GROUP, VERSION
 from tierwise.controller.autoscaling import Autoscaler
+from tierwise.controller.checks import plain
 from tierwise.controller.kube import KubeConfig
+from tierwise.controller.policy_reconcile import POLICY_LABEL, PolicyReconciler
 from tierwise.controller.reconcile import Reconciler
+from tierwise.controller.webhooks import register_webhooks
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
 
 FINALIZER = "tierwise.dev/finalizer"
 ANNOTATION_PREFIX = "tierwise.dev"
 PLURAL = "modeldeployments"
+POLICY_PLURAL = "routingpolicies"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -58,6 +62,39 @@ def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
     )
 
 
+def _register_policies(registry: kopf.OperatorRegistry, policies: PolicyReconciler) -> None:
+    """RoutingPolicy reconciles, and the changes elsewhere that wake a policy."""
+    on = kopf.on
+
+    @on.create(GROUP, VERSION, POLICY_PLURAL, id="reconcile-policy", registry=registry)
+    @on.update(GROUP, VERSION, POLICY_PLURAL, id="reconcile-policy", registry=registry)
+    @on.resume(GROUP, VERSION, POLICY_PLURAL, id="reconcile-policy", registry=registry)
+    async def reconcile_policy(body: kopf.Body, **_: Any) -> None:
+        await policies.reconcile(plain(body))
+
+    @on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
+    def policy_event(type: str, namespace: str | None, name: str | None, **_: Any) -> None:
+        if type == "DELETED" and namespace and name:  # children go by owner references
+            policies.forget(namespace, name)
+
+    @on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def model_event(namespace: str | None, name: str | None, **_: Any) -> None:
+        if namespace and name:
+            policies.model_changed(namespace, name)
+
+    routers: dict[str, Any] = {POLICY_LABEL: kopf.PRESENT, "app.kubernetes.io/component": "router"}
+
+    @on.event("apps", "v1", "deployments", labels=routers, registry=registry)
+    def router_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        if namespace:
+            policies.labelled_changed(namespace, labels[POLICY_LABEL])
+
+    @on.event("", "v1", "pods", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)
+    def labelled_pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        if namespace:
+            policies.labelled_changed(namespace, labels[POLICY_LABEL])
+
+
 def _owner_name(body: Mapping[str, Any]) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == "ModelDeployment" and ref.get("controller"):
@@ -67,12 +104,22 @@ def _owner_name(body: Mapping[str, Any]) -> str | None:
 
 
 def build_registry(
-    reconciler: Reconciler, config: KubeConfig, *, autoscaler: Autoscaler | None = None
+    reconciler: Reconciler,
+    config: KubeConfig,
+    *,
+    autoscaler: Autoscaler | None = None,
+    policies: PolicyReconciler | None = None,
+    webhooks: bool = False,
 ) -> kopf.OperatorRegistry:
     """A registry with every handler of the operator, bound to ``reconciler`` (and the
-    autoscaling timer, bound to ``autoscaler``, when one is given)."""
+    autoscaling timer, bound to ``autoscaler``; RoutingPolicy handlers bound to
+    ``policies``; the admission webhooks when ``webhooks``, which needs ``policies``)."""
     registry = kopf.OperatorRegistry()
     on = kopf.on
+    if policies is not None:
+        _register_policies(registry, policies)
+        if webhooks:
+            register_webhooks(registry, policies.kube, policies.render)
 
     @on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -81,16 +128,18 @@ def build_registry(
     @on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await reconciler.close()
+        if policies is not None:
+            await policies.close()
 
     @on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def reconcile(body: kopf.Body, **_: Any) -> None:
-        await reconciler.reconcile(_plain(body))
+        await reconciler.reconcile(plain(body))
 
     @on.delete(GROUP, VERSION, PLURAL, id="cleanup-children", registry=registry)
     async def delete(body: kopf.Body, **_: Any) -> None:
-        await reconciler.delete(_plain(body))
+        await reconciler.delete(plain(body))
         if autoscaler is not None:
             meta = body.get("metadata") or {}
             autoscaler.forget(str(meta.get("namespace")), str(meta.get("name")))
@@ -108,7 +157,7 @@ def build_registry(
             registry=registry,
         )
         async def autoscale(body: kopf.Body, **_: Any) -> None:
-            await scaler.tick_safely(_plain(body))
+            await scaler.tick_safely(plain(body))
 
     labelled = {MODEL_DEPLOYMENT_LABEL: kopf.PRESENT}
 
@@ -128,16 +177,3 @@ def build_registry(
         logger.info("tierwise operator: API server %s", config.server)
 
     return registry
-
-
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    """kopf's live body view as a plain, detached dict."""
-    return {key: _detach(value) for key, value in body.items()}
-
-
-def _detach(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _detach(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_detach(v) for v in value]
-    return value

@@ -69,6 +69,14 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
+        self.sidecar_not_injected = Gauge(
+            f"{PREFIX}_sidecar_pods_not_injected",
+            "Pods labelled for a sidecar-mode RoutingPolicy that run without the router "
+            "sidecar (the admission webhook was unreachable when they were created).",
+            ["namespace", "policy"],
+            registry=self.registry,
+        )
+
     def count_write(self, verb: str, kind: str) -> None:
         self.api_writes.labels(verb=verb, kind=kind).inc()
 

@@ -50,6 +50,9 @@ from tierwise.controller.status import Problem, render_conditions
 from tierwise.manifests.router_config import router_config
 
 MISSING_REFERENCE_RETRY_S = 30.0
+_RETRIED = frozenset({PolicyReason.MISSING_SECRET})
+"""Problems no watch event ends (Secrets are not watched): retried after a delay. A missing
+ModelDeployment is not: its creation wakes the policy."""
 TABLE_CHANGED = "TableChanged"
 
 
@@ -67,6 +70,10 @@ class RouterRender(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def endpoint(self, rp: RoutingPolicy) -> str: ...
+
+    def sidecar(self, pod: Mapping[str, Any], rp: RoutingPolicy) -> dict[str, Any] | None:
+        """The pod with the router injected, or None when it has it already."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ def plan_policy(
     )
     events = change_notes(applies, deletes) + _table_note(body, config.version)
     events += _problem_notes(body, status, problems)
-    missing = any(p.reason is not PolicyReason.BACKEND_FAILED for p in problems)
+    missing = any(p.reason in _RETRIED for p in problems)
     return Plan(
         applies=tuple(applies),
         deletes=tuple(deletes),

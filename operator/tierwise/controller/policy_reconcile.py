@@ -239,6 +239,9 @@ class PolicyReconciler:
         )
         injected = [p for p in pods if INJECTED_ANNOTATION in _annotations(p)]
         missing = sorted(str(p["metadata"]["name"]) for p in pods if p not in injected)
+        self.metrics.sidecar_not_injected.labels(namespace=namespace, policy=label).set(
+            len(missing)
+        )
         ready = sum(1 for p in injected if is_ready(p))
         facts = RouterFacts(wanted=len(pods), ready=ready, exists=True)
         return facts, tuple(accounts), tuple(missing[:NOT_INJECTED_SHOWN])

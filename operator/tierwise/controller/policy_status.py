@@ -109,6 +109,13 @@ def reference_problems(rp: RoutingPolicy, facts: PolicyFacts) -> list[PolicyProb
     if auth is not None and auth.api_keys_secret_ref.name in facts.missing_secrets:
         field = "spec.router.auth.apiKeysSecretRef.name"
         problems.append(_missing_secret(field, auth.api_keys_secret_ref.name))
+    if facts.not_injected:
+        message = (
+            f"pods labelled for this policy run without the router sidecar: "
+            f"{', '.join(facts.not_injected)} (created while the admission webhook was "
+            "unreachable, or before sidecar mode); delete them so they are recreated with it"
+        )
+        problems.append(PolicyProblem("spec.router.mode", message, PolicyReason.NOT_INJECTED))
     return problems
 
 
