@@ -21,6 +21,17 @@ ROUTER_INPUTS = HERE / "router_inputs"
 ROUTER_GOLDEN = HERE / "golden" / "router"
 GOLDEN_SETTINGS = RouterRenderSettings(image="ghcr.io/tierwise/tierwise:golden")
 """A fixed image, so golden files do not change with every release's version."""
+ROUTER_KINDS = [
+    "ConfigMap",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "PodMonitor",
+]
+"""Every kind a gateway policy renders, in order, when all are wanted."""
 OWNER_UID = "5f0c2b8e-8d2a-4a53-9d1e-0b7f1d2c3e4f"
 CANARY = "sk-canary-5d41402abc4b2a76b9719d911017c592"
 """A made-up API key; no rendered object may ever contain it."""

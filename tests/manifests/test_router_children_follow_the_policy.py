@@ -9,11 +9,17 @@ from importlib import metadata
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from router_helpers import EXAMPLES, OWNER_UID, by_kind, load_inputs, routing_policies
+from router_helpers import (
+    EXAMPLES,
+    OWNER_UID,
+    ROUTER_KINDS,
+    by_kind,
+    load_inputs,
+    routing_policies,
+)
 
 from tierwise.api.router_config import dump_config
 from tierwise.api.routing_policy import RouterMode, RoutingPolicy
-from tierwise.manifests import router_settings
 from tierwise.manifests.router import (
     RouterRenderSettings,
     render_routing_policy,
@@ -24,16 +30,7 @@ from tierwise.manifests.router import (
 )
 from tierwise.manifests.router_config import router_config
 
-ALL_KINDS = {
-    "ConfigMap",
-    "ServiceAccount",
-    "Role",
-    "RoleBinding",
-    "Deployment",
-    "Service",
-    "PodDisruptionBudget",
-    "PodMonitor",
-}
+ALL_KINDS = set(ROUTER_KINDS)
 GATEWAY_ONLY = {"ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor"}
 ACCOUNTS = st.lists(st.sampled_from(["web", "batch"]), max_size=3)
 RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -288,7 +285,7 @@ def test_default_image_is_this_release(monkeypatch: pytest.MonkeyPatch) -> None:
     def absent(name: str) -> str:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(router_settings.metadata, "version", absent)
+    monkeypatch.setattr(metadata, "version", absent)
     assert RouterRenderSettings().image == "ghcr.io/tierwise/tierwise:latest"
 
 

@@ -15,6 +15,7 @@ from router_helpers import (
     EXAMPLES,
     GOLDEN_CASES,
     OWNER_UID,
+    ROUTER_KINDS,
     app_pods,
     load_inputs,
     policies_in,
@@ -91,19 +92,7 @@ def _with_typo(obj: dict[str, Any]) -> dict[str, Any]:
     return broken
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "ConfigMap",
-        "ServiceAccount",
-        "Role",
-        "RoleBinding",
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-        "PodMonitor",
-    ],
-)
+@pytest.mark.parametrize("kind", ROUTER_KINDS)
 def test_the_validator_rejects_an_unknown_field_in_every_router_kind(kind: str) -> None:
     """Guards the guard: a strict schema must notice a misspelt field in every kind."""
     source, kwargs = GOLDEN_CASES["03-three-tier-routing"]
