@@ -19,6 +19,7 @@ from tierwise.manifests.sidecar import (
     INJECTED_ANNOTATION,
     SkipReason,
     inject_sidecar,
+    pod_service_account,
     skip_reason,
 )
 
@@ -180,3 +181,17 @@ def test_a_gateway_policy_injects_nothing() -> None:
     pod, rp = _golden_pod()
     assert skip_reason(pod, _gateway(rp)) == SkipReason.NOT_SIDECAR_MODE
     assert inject_sidecar(pod, _gateway(rp)) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "account"),
+    [
+        ({"serviceAccountName": "web"}, "web"),
+        ({"serviceAccount": "legacy"}, "legacy"),
+        ({}, "default"),
+    ],
+)
+def test_the_pods_service_account_is_what_the_role_binding_names(
+    spec: dict[str, str], account: str
+) -> None:
+    assert pod_service_account({"spec": {"containers": [], **spec}}) == account

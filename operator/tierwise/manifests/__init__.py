@@ -7,7 +7,7 @@ ModelDeployment: :func:`render_model_deployment`, :func:`child_identities`,
 RoutingPolicy: :func:`render_routing_policy`, :func:`router_object_names`,
 :func:`stale_router_objects`, :func:`router_service_name`, :func:`router_endpoint_url`,
 :class:`RouterRenderSettings`; sidecar mode: :func:`inject_sidecar`,
-:func:`sidecar_container`, :func:`skip_reason`.
+:func:`sidecar_container`, :func:`skip_reason`, :func:`pod_service_account`.
 """
 
 from tierwise.manifests.render import (
@@ -28,7 +28,13 @@ from tierwise.manifests.router import (
     router_service_name,
     stale_router_objects,
 )
-from tierwise.manifests.sidecar import SkipReason, inject_sidecar, sidecar_container, skip_reason
+from tierwise.manifests.sidecar import (
+    SkipReason,
+    inject_sidecar,
+    pod_service_account,
+    sidecar_container,
+    skip_reason,
+)
 
 __all__ = [
     "ChildRef",
@@ -39,6 +45,7 @@ __all__ = [
     "child_identities",
     "endpoint_url",
     "inject_sidecar",
+    "pod_service_account",
     "render_model_deployment",
     "render_routing_policy",
     "router_endpoint_url",

@@ -89,11 +89,18 @@ def policy_owner_references(rp: RoutingPolicy, owner_uid: str | None) -> list[di
     ]
 
 
-def router_object_meta(rp: RoutingPolicy, name: str, owner_uid: str | None) -> dict[str, Any]:
+def router_object_meta(
+    rp: RoutingPolicy,
+    name: str,
+    owner_uid: str | None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if rp.metadata.namespace:
         meta["namespace"] = rp.metadata.namespace
     meta["labels"] = router_labels(rp)
+    if annotations:
+        meta["annotations"] = annotations
     owners = policy_owner_references(rp, owner_uid)
     if owners:
         meta["ownerReferences"] = owners

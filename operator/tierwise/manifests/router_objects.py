@@ -68,17 +68,20 @@ def object_name(rp: RoutingPolicy, kind: tuple[str, str]) -> str:
 
 
 def _object(
-    rp: RoutingPolicy, kind: tuple[str, str], owner_uid: str | None, **body: Any
+    rp: RoutingPolicy,
+    kind: tuple[str, str],
+    owner_uid: str | None,
+    annotations: dict[str, str] | None = None,
+    **body: Any,
 ) -> dict[str, Any]:
     api_version, kind_name = kind
-    meta = router_object_meta(rp, object_name(rp, kind), owner_uid)
+    meta = router_object_meta(rp, object_name(rp, kind), owner_uid, annotations)
     return {"apiVersion": api_version, "kind": kind_name, "metadata": meta, **body}
 
 
 def config_map(rp: RoutingPolicy, config: RouterConfig, owner_uid: str | None) -> dict[str, Any]:
-    obj = _object(rp, CONFIG_MAP, owner_uid, data={CONFIG_KEY: dump_config(config)})
-    obj["metadata"]["annotations"] = {POLICY_VERSION_ANNOTATION: config.version}
-    return obj
+    annotations = {POLICY_VERSION_ANNOTATION: config.version}
+    return _object(rp, CONFIG_MAP, owner_uid, annotations, data={CONFIG_KEY: dump_config(config)})
 
 
 def service_account(rp: RoutingPolicy, owner_uid: str | None) -> dict[str, Any]:

@@ -138,6 +138,13 @@ def skip_reason(
     return None
 
 
+def pod_service_account(pod: Mapping[str, Any]) -> str:
+    """The ServiceAccount a pod runs as (what the sidecar's RoleBinding must name): its
+    ``serviceAccountName``, the deprecated ``serviceAccount``, else ``default``."""
+    spec = pod.get("spec") or {}
+    return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+
+
 def _token_volume() -> dict[str, Any]:
     """The projected volume the kubelet mounts as ``kube-api-access-*``."""
     sources = [
