@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,9 @@ from tierwise.controller.autoscaling import AutoscalerSettings
 from tierwise.controller.kube import load_config
 from tierwise.controller.pods import PodAddress
 from tierwise.controller.runner import OperatorOptions, run_operator
+from tierwise.controller.webhooks import WebhookSettings
+from tierwise.manifests import RouterRenderSettings
+from tierwise.manifests.router_settings import default_router_image
 
 
 class LogFormat(StrEnum):
@@ -28,8 +32,10 @@ class LogFormat(StrEnum):
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "operator",
-        help="run the ModelDeployment operator",
-        description="Reconcile ModelDeployments into Deployments, Services and PDBs.",
+        help="run the operator (ModelDeployments, RoutingPolicies, admission webhooks)",
+        description="Reconcile ModelDeployments into engine Deployments, Services and PDBs, "
+        "RoutingPolicies into routers and their policy documents; autoscale; optionally serve "
+        "the admission webhooks.",
     )
     parser.add_argument(
         "-n",
@@ -58,6 +64,7 @@ def register(subparsers: Any) -> None:
         help="run without kopf peering (default); --no-standalone coordinates replicas",
     )
     _autoscaling_arguments(parser)
+    _routing_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
 
@@ -95,6 +102,63 @@ def _autoscaling_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _routing_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("routing policies and admission webhooks")
+    group.add_argument(
+        "--router-image",
+        default=os.environ.get("TIERWISE_ROUTER_IMAGE") or os.environ.get("TIERWISE_IMAGE"),
+        metavar="IMAGE",
+        help="image of the routers the operator deploys when a RoutingPolicy names none "
+        f"(default: $TIERWISE_ROUTER_IMAGE, else $TIERWISE_IMAGE, else {default_router_image()})",
+    )
+    group.add_argument(
+        "--no-routing-policies", action="store_true", help="reconcile no RoutingPolicy"
+    )
+    group.add_argument(
+        "--webhook-port", type=int, metavar="PORT", help="serve the admission webhooks (HTTPS)"
+    )
+    group.add_argument("--webhook-addr", default="0.0.0.0", metavar="ADDR")
+    group.add_argument("--webhook-cert", metavar="FILE", help="TLS certificate (PEM)")
+    group.add_argument("--webhook-key", metavar="FILE", help="TLS private key (PEM)")
+    group.add_argument(
+        "--webhook-host",
+        metavar="HOST",
+        help="host name the API server calls (for --webhook-manage)",
+    )
+    group.add_argument(
+        "--webhook-manage",
+        metavar="NAME",
+        help="keep Validating/MutatingWebhookConfigurations of this name up to date "
+        "(default: the installation provides them)",
+    )
+
+
+def routing_settings(
+    args: argparse.Namespace,
+) -> tuple[RouterRenderSettings | None, WebhookSettings | None]:
+    if args.no_routing_policies:
+        if args.webhook_port is not None:
+            raise SystemExit(
+                "--webhook-port needs RoutingPolicies reconciled (the sidecar "
+                "injector renders routers); drop --no-routing-policies"
+            )
+        return None, None
+    router = RouterRenderSettings(image=args.router_image or default_router_image())
+    if args.webhook_port is None:
+        return router, None
+    if not args.webhook_cert or not args.webhook_key:
+        raise SystemExit("--webhook-port needs --webhook-cert and --webhook-key (PEM files)")
+    webhook = WebhookSettings(
+        port=args.webhook_port,
+        addr=args.webhook_addr,
+        host=args.webhook_host,
+        certfile=args.webhook_cert,
+        keyfile=args.webhook_key,
+        managed=args.webhook_manage,
+    )
+    return router, webhook
+
+
 def autoscaler_settings(args: argparse.Namespace) -> AutoscalerSettings | None:
     if args.no_autoscaling:
         return None
@@ -108,7 +172,10 @@ def autoscaler_settings(args: argparse.Namespace) -> AutoscalerSettings | None:
 
 def options_from(args: argparse.Namespace) -> OperatorOptions:
     namespaces = () if args.all_namespaces else tuple(args.namespace)
+    router, webhook = routing_settings(args)
     return OperatorOptions(
+        router=router,
+        webhook=webhook,
         kube=load_config(args.kubeconfig, context=args.context),
         namespaces=namespaces,
         liveness=args.liveness,

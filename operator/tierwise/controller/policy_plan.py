@@ -59,6 +59,11 @@ TABLE_CHANGED = "TableChanged"
 class RouterRender(Protocol):
     """The router manifests: objects a policy wants, and the URL its clients call."""
 
+    @property
+    def secrets_dir(self) -> str:
+        """Where the router's Secret volumes are mounted (the document names key files)."""
+        ...
+
     def objects(
         self,
         rp: RoutingPolicy,
@@ -116,7 +121,7 @@ def plan_policy(
             outcome=Outcome.INVALID,
             problems=tuple(invalid),
         )
-    config = router_config(rp, observed.deployments)
+    config = router_config(rp, observed.deployments, secrets_dir=render.secrets_dir)
     owner_uid = (body.get("metadata") or {}).get("uid")
     desired = [
         with_hash(obj)

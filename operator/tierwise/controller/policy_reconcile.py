@@ -48,6 +48,7 @@ from tierwise.controller.resources import (
     ROUTING_POLICY,
     SECRET,
 )
+from tierwise.manifests import pod_service_account
 from tierwise.manifests.labels import label_value
 from tierwise.manifests.router_config import named_model_deployments
 
@@ -234,9 +235,7 @@ class PolicyReconciler:
             if not (p.get("metadata") or {}).get("deletionTimestamp")
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
-        accounts = sorted(
-            {str((p.get("spec") or {}).get("serviceAccountName") or "default") for p in pods}
-        )
+        accounts = sorted({pod_service_account(p) for p in pods})
         injected = [p for p in pods if INJECTED_ANNOTATION in _annotations(p)]
         missing = sorted(str(p["metadata"]["name"]) for p in pods if p not in injected)
         self.metrics.sidecar_not_injected.labels(namespace=namespace, policy=label).set(

@@ -22,7 +22,11 @@ from tierwise.controller.autoscaling import Autoscaler, AutoscalerSettings
 from tierwise.controller.handlers import build_registry, configure
 from tierwise.controller.kube import KubeClient, KubeConfig
 from tierwise.controller.metrics import OperatorMetrics
+from tierwise.controller.policy_reconcile import PolicyReconciler
 from tierwise.controller.reconcile import Reconciler
+from tierwise.controller.router_render import ManifestRouterRender
+from tierwise.controller.webhooks import WebhookSettings, configure_admission
+from tierwise.manifests import RouterRenderSettings
 
 T = TypeVar("T")
 
@@ -41,6 +45,10 @@ class OperatorOptions:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics, compare=False)
     autoscaler: AutoscalerSettings | None = field(default_factory=AutoscalerSettings)
     """The autoscaling timer's settings; None runs no autoscaling timer at all."""
+    router: RouterRenderSettings | None = field(default_factory=RouterRenderSettings)
+    """How routers are rendered (their image above all); None reconciles no RoutingPolicy."""
+    webhook: WebhookSettings | None = None
+    """The admission webhook server; None serves none (needs ``router``)."""
 
 
 @asynccontextmanager
@@ -78,15 +86,34 @@ async def run_operator(
         _metrics_server(options),
     ):
         reconciler = Reconciler(kube=kube, metrics=metrics, debounce_s=options.debounce_s)
+        policies = (
+            PolicyReconciler(
+                kube=kube,
+                metrics=metrics,
+                render=ManifestRouterRender(options.router),
+                debounce_s=options.debounce_s,
+            )
+            if options.router is not None
+            else None
+        )
         scaling = options.autoscaler
         autoscaler = Autoscaler(kube, metrics, scaling) if scaling is not None else None
         if on_reconciler is not None:
             on_reconciler(reconciler)
         settings = kopf.OperatorSettings()
         configure(settings)
+        if options.webhook is not None:
+            configure_admission(settings, options.webhook)
+        registry = build_registry(
+            reconciler,
+            options.kube,
+            autoscaler=autoscaler,
+            policies=policies,
+            webhooks=options.webhook is not None,
+        )
         try:
             await kopf.operator(
-                registry=build_registry(reconciler, options.kube, autoscaler=autoscaler),
+                registry=registry,
                 settings=settings,
                 standalone=options.standalone,
                 clusterwide=not options.namespaces,
@@ -97,6 +124,8 @@ async def run_operator(
             )
         finally:
             await reconciler.close()
+            if policies is not None:
+                await policies.close()
             if autoscaler is not None:
                 await autoscaler.close()
 
