@@ -73,24 +73,26 @@ def _register_policies(registry: kopf.OperatorRegistry, policies: PolicyReconcil
         await policies.reconcile(plain(body))
 
     @on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
-    def policy_event(type: str, namespace: str | None, name: str | None, **_: Any) -> None:
+    async def policy_event(type: str, namespace: str | None, name: str | None, **_: Any) -> None:
         if type == "DELETED" and namespace and name:  # children go by owner references
             policies.forget(namespace, name)
 
     @on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def model_event(namespace: str | None, name: str | None, **_: Any) -> None:
+    async def model_event(namespace: str | None, name: str | None, **_: Any) -> None:
         if namespace and name:
             policies.model_changed(namespace, name)
 
     routers: dict[str, Any] = {POLICY_LABEL: kopf.PRESENT, "app.kubernetes.io/component": "router"}
 
     @on.event("apps", "v1", "deployments", labels=routers, registry=registry)
-    def router_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    async def router_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         if namespace:
             policies.labelled_changed(namespace, labels[POLICY_LABEL])
 
     @on.event("", "v1", "pods", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)
-    def labelled_pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    async def labelled_pod_event(
+        namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> None:
         if namespace:
             policies.labelled_changed(namespace, labels[POLICY_LABEL])
 
