@@ -15,7 +15,8 @@ import pytest
 from router_harness import RouterProcess, Sims, policy, tier, wait_healthy
 
 from tierwise.api.routing_policy import RoutingPolicy
-from tierwise.router.table import build_table, dump_table
+from tierwise.router.table import build_table
+from tierwise.router.table_document import dump_table
 from tierwise.sim.process import free_port
 
 CLASSIFIED = {
