@@ -1,6 +1,7 @@
 """Helpers of the router integration tests: policies, simulator configs and a router
 process (``launch_router`` runs ``python -m tierwise.cli router --policy ... --endpoints
-...`` on a free port and waits for ``/healthz``)."""
+...`` on a free port and waits for ``/healthz``; ``spawn_router`` runs it with any
+arguments and environment)."""
 
 from __future__ import annotations
 
@@ -120,11 +121,27 @@ def launch_router(
     directory: Path, document: dict[str, Any], endpoints: dict[str, list[str]], *args: str
 ) -> RouterProcess:
     """Start a router process for ``document`` and ``endpoints``; the caller stops it."""
-    n = len(list(directory.glob("policy*.yaml")))
+    n = len(list(directory.glob("router*.log")))
     policy_path = directory / f"policy{n}.yaml"
     endpoints_path = directory / f"endpoints{n}.yaml"
     policy_path.write_text(yaml.safe_dump(document, allow_unicode=True))
     endpoints_path.write_text(yaml.safe_dump(endpoints))
+    source = ["--policy", str(policy_path), "--endpoints", str(endpoints_path)]
+    return spawn_router(directory, [*source, *args], policy_path, endpoints_path)
+
+
+def spawn_router(
+    directory: Path,
+    args: Sequence[str],
+    policy_path: Path | None = None,
+    endpoints_path: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+) -> RouterProcess:
+    """Start ``tierwise router ARGS`` on a free port and wait for /healthz; the caller stops
+    it. ``policy_path``/``endpoints_path``: the files ``write_policy``/``write_endpoints``
+    rewrite."""
+    n = len(list(directory.glob("router*.log")))
     port = free_port()
     log_path = directory / f"router{n}.log"
     with open(log_path, "wb") as log:
@@ -134,10 +151,6 @@ def launch_router(
                 "-m",
                 "tierwise.cli",
                 "router",
-                "--policy",
-                str(policy_path),
-                "--endpoints",
-                str(endpoints_path),
                 "--port",
                 str(port),
                 "--log-level",
@@ -149,9 +162,14 @@ def launch_router(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     router = RouterProcess(
-        f"http://127.0.0.1:{port}", process, log_path, policy_path, endpoints_path
+        f"http://127.0.0.1:{port}",
+        process,
+        log_path,
+        policy_path or directory / "no-policy",
+        endpoints_path or directory / "no-endpoints",
     )
     try:
         wait_healthy(router)
