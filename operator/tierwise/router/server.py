@@ -7,7 +7,8 @@ every background task (load scraping, table watching) with it. No globals.
 
 Endpoints: ``POST /v1/chat/completions`` and ``/v1/completions`` (routed and proxied),
 ``GET /v1/models`` (the policy's model aliases), ``/healthz`` (the process is up),
-``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down),
+``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down;
+the body names the table's version and the policy document's),
 ``/metrics`` (Prometheus text).
 
 Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.fallback
@@ -294,7 +295,8 @@ class RouterApp:
             and any(load.healthy for loads in snap.loads.values() for load in loads)
         )
         version = snap.table.version if snap is not None else ""
-        body = orjson.dumps({"ready": ready, "tableVersion": version})
+        policy = snap.table.policy_version if snap is not None else ""
+        body = orjson.dumps({"ready": ready, "tableVersion": version, "policyVersion": policy})
         writer.send(200 if ready else 503, JSON, body)
 
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:

@@ -183,6 +183,7 @@ def test_config_map_change_is_followed_without_restart(
             "large-0",
         )
         assert ask(router, "small").headers["x-tierwise-rule"] == "model-pin"
+        assert httpx.get(router.url + "/readyz").json()["policyVersion"] == after.version
         assert router.process.poll() is None
     finally:
         router.stop()

@@ -87,7 +87,11 @@ def test_table_file_and_category_rule(
     assert response.status_code == 200
     assert response.headers["x-tierwise-tier"] == tier_name
     assert response.headers["x-tierwise-rule"] == rule
-    assert httpx.get(router.url + "/readyz").json() == {"ready": True, "tableVersion": "v1"}
+    assert httpx.get(router.url + "/readyz").json() == {
+        "ready": True,
+        "tableVersion": "v1",
+        "policyVersion": "",
+    }
 
 
 def test_rewritten_table_file_is_reloaded(
