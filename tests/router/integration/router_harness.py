@@ -5,6 +5,8 @@ arguments and environment)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -12,12 +14,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from tierwise.sim.config import SimConfig
@@ -25,6 +28,7 @@ from tierwise.sim.latency import PROFILES, Profile
 from tierwise.sim.process import EngineProcess, free_port, stop_process_group
 
 ZERO = PROFILES[Profile.ZERO]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def sim(model: str, **latency: Any) -> SimConfig:
@@ -201,6 +205,45 @@ class Sims:
 
     def endpoints(self) -> dict[str, list[str]]:
         return {"small-md": [e.url for e in self.small], "large-md": [self.large.url]}
+
+
+async def until(check: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
+    """Wait, on the running loop, until ``check()`` holds; fail naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def completion(model: str) -> dict[str, Any]:
+    """A minimal chat completion answer, as a provider sends it."""
+    message = {"role": "assistant", "content": "hi"}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+
+
+@contextlib.asynccontextmanager
+async def fake_provider(chat: Handler) -> AsyncIterator[str]:
+    """An OpenAI-compatible provider whose ``/v1/chat/completions`` is ``chat``; yields
+    its base URL (without ``/v1``)."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 StartRouter = Callable[..., RouterProcess]

@@ -4,14 +4,14 @@ API said), and a document that does not parse is counted and the last good one s
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import kmock
 import pytest
+from router_harness import until
 
 from tierwise.api.router_config import CONFIG_KEY, RouterConfig, dump_config
 from tierwise.api.routing_policy import RoutingPolicy
@@ -45,16 +45,6 @@ def write_file(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".new")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-async def until(check: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Api:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from router_harness import StartRouter, policy
+from router_harness import StartRouter, completion, fake_provider, policy
 
 OLD, NEW = "sk-old-0123456789abcdef", "sk-new-fedcba9876543210"
 
@@ -29,32 +29,10 @@ async def provider() -> AsyncIterator[tuple[str, list[tuple[float, str]]]]:
         seen.append((time.monotonic(), key))
         if key not in (OLD, NEW):
             return web.json_response({"error": {"message": "bad key"}}, status=401)
-        return web.json_response(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "model": "gpt-x",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "hi"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-            }
-        )
+        return web.json_response(completion("gpt-x"))
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with fake_provider(chat) as base:
+        yield base, seen
 
 
 def mount_secret(folder: Path, version: str, key: str) -> None:

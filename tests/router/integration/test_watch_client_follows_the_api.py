@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import kmock
 import pytest
+from router_harness import until
 
 from tierwise.local.cluster import EmulatedCluster
 from tierwise.router.discovery.reflector import Backoff, Reflector, WatchTiming
@@ -31,16 +32,6 @@ FAST = WatchTiming(backoff=Backoff(0.01, 0.05), watch_timeout_s=1, read_silence_
 async def cluster() -> AsyncIterator[EmulatedCluster]:
     async with EmulatedCluster(bookmark_interval=0.1) as running:
         yield running
-
-
-async def until(check: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def create(cluster: EmulatedCluster, path: str, body: dict[str, Any]) -> None:

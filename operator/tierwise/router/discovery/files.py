@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,46 @@ def _replica(item: Any) -> Replica | None:
     return Replica(url, name or None)
 
 
-def _not_running(changed: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
-    @contextlib.asynccontextmanager
-    async def idle() -> AsyncIterator[None]:
-        yield
+class _PolledDocument:
+    """A policy document read from files, again only when their stamps change; a version
+    that fails is reported once to ``on_error`` and raised on every look."""
 
-    return idle()
+    source = "file"
+
+    def __init__(
+        self, paths: Sequence[Path], on_error: Callable[[ConfigError], None] | None
+    ) -> None:
+        self.paths = list(paths)
+        self.on_error = on_error
+        """Called once per rejected version of the files (counts and logs it)."""
+        self._seen: object = object()
+        self._config: RouterConfig | None = None
+        self._error: ConfigError | None = None
+
+    def stamp(self) -> object:
+        return tuple(file_stamp(p) for p in self.paths)
+
+    def current(self) -> RouterConfig:
+        stamp = self.stamp()
+        if stamp != self._seen:
+            self._seen = stamp
+            try:
+                self._config, self._error = self._read(), None
+            except ConfigError as exc:
+                self._config, self._error = None, exc
+                if self.on_error is not None:
+                    self.on_error(exc)
+        if self._error is not None:
+            raise self._error
+        assert self._config is not None
+        return self._config
+
+    def _read(self) -> RouterConfig:
+        raise NotImplementedError
+
+    def running(self, changed: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
+        """Nothing runs in the background: the router polls :meth:`stamp`."""
+        return contextlib.nullcontext()
 
 
 class EndpointsFile:
@@ -113,43 +147,21 @@ class EndpointsFile:
             self._seen = stamp
         return self._replicas
 
-    running = staticmethod(_not_running)
+    def running(self, changed: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
 
-class ConfigFile:
+class ConfigFile(_PolledDocument):
     """The policy document from a file (the ConfigMap's mounted copy)."""
-
-    source = "file"
 
     def __init__(
         self, path: Path, *, on_error: Callable[[ConfigError], None] | None = None
     ) -> None:
+        super().__init__([path], on_error)
         self.path = path
-        self.on_error = on_error
-        """Called once per rejected version of the file (counts and logs it)."""
-        self._seen: Stamp | object = object()
-        self._config: RouterConfig | None = None
-        self._error: ConfigError | None = None
 
-    def stamp(self) -> object:
-        return file_stamp(self.path)
-
-    def current(self) -> RouterConfig:
-        stamp = file_stamp(self.path)
-        if stamp != self._seen:
-            self._seen = stamp
-            try:
-                self._config, self._error = read_config(self.path), None
-            except ConfigError as exc:
-                self._config, self._error = None, exc
-                if self.on_error is not None:
-                    self.on_error(exc)
-        if self._error is not None:
-            raise self._error
-        assert self._config is not None
-        return self._config
-
-    running = staticmethod(_not_running)
+    def _read(self) -> RouterConfig:
+        return read_config(self.path)
 
 
 def read_config(path: Path) -> RouterConfig:
@@ -178,11 +190,9 @@ def config_from_text(text: bytes | str, source: str) -> RouterConfig:
         raise ConfigError(f"{source}: invalid policy document: {issues}") from None
 
 
-class PolicyFiles:
+class PolicyFiles(_PolledDocument):
     """A RoutingPolicy YAML (plus ModelDeployment files) turned into the policy document
     the operator would write (:func:`~tierwise.manifests.router_config.router_config`)."""
-
-    source = "file"
 
     def __init__(
         self,
@@ -191,29 +201,7 @@ class PolicyFiles:
         *,
         on_error: Callable[[ConfigError], None] | None = None,
     ) -> None:
-        self.paths = [policy, *deployments]
-        self.on_error = on_error
-        self._seen: object = object()
-        self._config: RouterConfig | None = None
-        self._error: ConfigError | None = None
-
-    def stamp(self) -> object:
-        return tuple(file_stamp(p) for p in self.paths)
-
-    def current(self) -> RouterConfig:
-        stamp = self.stamp()
-        if stamp != self._seen:
-            self._seen = stamp
-            try:
-                self._config, self._error = self._read(), None
-            except ConfigError as exc:
-                self._config, self._error = None, exc
-                if self.on_error is not None:
-                    self.on_error(exc)
-        if self._error is not None:
-            raise self._error
-        assert self._config is not None
-        return self._config
+        super().__init__([policy, *deployments], on_error)
 
     def _read(self) -> RouterConfig:
         policies: list[RoutingPolicy] = []
@@ -230,5 +218,3 @@ class PolicyFiles:
         if len(policies) != 1:
             raise ConfigError(f"{self.paths[0]}: expected one RoutingPolicy, found {len(policies)}")
         return router_config(policies[0], deployments)
-
-    running = staticmethod(_not_running)

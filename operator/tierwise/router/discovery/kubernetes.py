@@ -26,11 +26,10 @@ A document that fails to parse (from either source) is logged and counted in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from tierwise.api.router_config import CONFIG_KEY, BackendInfo, RouterConfig
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
@@ -41,23 +40,13 @@ from tierwise.router.discovery.sources import ConfigError
 from tierwise.router.discovery.stats import DiscoveryStats
 from tierwise.router.kubeapi import KubeApi
 from tierwise.router.table import Replica
+from tierwise.router.tasks import background
 
 log = logging.getLogger(__name__)
 
 ENDPOINTSLICES = "endpointslices"
 CONFIGMAPS = "configmaps"
 _REMEMBERED_VERSIONS = 64
-
-
-@contextlib.asynccontextmanager
-async def _running(reflector: Reflector) -> AsyncIterator[None]:
-    task = asyncio.get_running_loop().create_task(reflector.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class SliceEndpoints:
@@ -98,7 +87,7 @@ class SliceEndpoints:
 
     def running(self, changed: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
         self._notify = changed
-        return _running(self.reflector)
+        return background(self.reflector.run())
 
 
 class ConfigMapConfig:
@@ -189,4 +178,4 @@ class ConfigMapConfig:
 
     def running(self, changed: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
         self._notify = changed
-        return _running(self.reflector)
+        return background(self.reflector.run())
