@@ -123,6 +123,9 @@ class Reflector:
                 self._failed("connection", exc)
             except ValueError as exc:  # a body that is not what the API sends
                 self._failed("bad_response", exc)
+            except Exception as exc:  # a bug must not end discovery silently: log, retry
+                log.exception("watch of %s broke", self.path)
+                self._failed("internal", exc)
             await asyncio.sleep(next(delays))
 
     def _expired(self) -> None:

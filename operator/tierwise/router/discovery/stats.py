@@ -16,7 +16,7 @@ Series (prefix ``tierwise_router_``):
     full lists (the first one, and relists after 410 Gone or errors).
 ``discovery_errors_total{resource,reason}``
     failed requests and broken streams (``expired``, ``unauthorized``, ``forbidden``,
-    ``not_found``, ``http_error``, ``connection``, ``bad_response``).
+    ``not_found``, ``http_error``, ``connection``, ``bad_response``, ``internal``).
 ``discovery_last_sync_timestamp_seconds{resource}``
     Unix time of the last list or watch event (bookmarks included).
 ``config_errors_total{source}``
