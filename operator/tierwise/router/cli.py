@@ -216,7 +216,7 @@ def plan(args: argparse.Namespace) -> Sources:
 def _config_source(args: argparse.Namespace, found: Sources, stats: DiscoveryStats) -> ConfigSource:
     def rejected(exc: ConfigError) -> None:
         stats.count_config_error("file")
-        log.error("policy document rejected, keeping the last good one: %s", exc)
+        log.error("policy document rejected (a last good one, if any, stays): %s", exc)
 
     if args.policy is not None:
         return PolicyFiles(args.policy, args.deployments, on_error=rejected)
