@@ -2,8 +2,11 @@
 
 Why it exists: a platform team changing a RoutingPolicy wants to see which tier, rule and
 replica a request would get before applying it, with the same code the router runs
-(``choose_tier`` and the balancer), on the same inputs (the policy file, the request body,
-headers). Nothing is sent anywhere.
+(the table built by ``table_from_config``, ``choose_tier`` and the balancer), on the same
+inputs (the policy file, the request body, headers, the endpoints file). The replica is
+the one the router's balancer would pick from an empty state, named as the router's
+``x-tierwise-replica`` header names it (the file's replica name, else the URL). Nothing
+is sent anywhere.
 
 Exit status: 0 with the decision; 1 when the router would reject the request (unknown
 model, prompt too long for every tier), printing the OpenAI-style error body it would
@@ -22,6 +25,7 @@ import orjson
 
 from tierwise.api.documents import load_documents
 from tierwise.api.routing_policy import RoutingPolicy
+from tierwise.manifests.router_config import router_config
 from tierwise.router.balance import ReplicaLoad, make_balancer
 from tierwise.router.classifier import (
     Classifier,
@@ -29,8 +33,10 @@ from tierwise.router.classifier import (
     HashingEmbedder,
     make_classifier,
 )
+from tierwise.router.discovery.files import load_endpoints
 from tierwise.router.features import request_view
-from tierwise.router.table import RoutingTable, TableError, build_table, load_endpoints
+from tierwise.router.table import RoutingTable, table_from_config
+from tierwise.router.table_document import TableError
 from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
 
 
@@ -50,7 +56,11 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("explain", help="print the tier, rule, reason and replica for a request")
     p.add_argument("--policy", required=True, help="YAML file with the RoutingPolicy")
     p.add_argument("--request", required=True, help="JSON request body ('-' for stdin)")
-    p.add_argument("--endpoints", help="YAML mapping ModelDeployment name -> base URLs")
+    p.add_argument(
+        "--endpoints",
+        help="YAML mapping ModelDeployment name -> base URLs or {url, name} items "
+        "(the file tierwise router --endpoints takes); shows the replica chosen",
+    )
     p.add_argument(
         "--header", action="append", default=[], metavar="K:V", help="request header (repeatable)"
     )
@@ -74,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         policy = _read_policy(Path(args.policy))
         body = _read_request(args.request)
         headers = _parse_headers(args.header)
-        endpoints = load_endpoints(args.endpoints) if args.endpoints else {}
-        table = build_table(policy, endpoints)
+        replicas = load_endpoints(args.endpoints) if args.endpoints else {}
+        table = table_from_config(router_config(policy, {}), replicas, secrets_dir=None)
     except (InputError, TableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -198,6 +208,7 @@ def _replica(table: RoutingTable, tier: str, view: Any) -> dict[str, Any] | None
     ep = choice.replica.endpoint
     return {
         "backend": ep.backend,
+        "name": ep.replica,
         "url": ep.url,
         "upstreamModel": ep.upstream_model,
         "policy": table.spec.balancing.policy.value,
@@ -220,7 +231,8 @@ def _text(result: dict[str, Any]) -> str:
             lines.append("replica: none (the tier has no endpoints)")
         else:
             lines.append(f"backend: {r['backend']}")
-            lines.append(f"replica: {r['url']} ({r['policy']}, empty state: {r['reason']})")
+            at = r["url"] if r["name"] == r["url"] else f"{r['name']} at {r['url']}"
+            lines.append(f"replica: {at} ({r['policy']}, empty state: {r['reason']})")
     lines.extend(f"note:    {n}" for n in result.get("notes", []))
     lines.append(f"table:   {result['tableVersion']}")
     return "\n".join(lines)

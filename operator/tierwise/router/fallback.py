@@ -137,6 +137,8 @@ class _Job:
     failure: _Failure | None = None
     tier: str = ""
     backend: str = ""
+    replica: str = ""
+    """The replica of the last attempt (pod name, else base URL); empty before one."""
     bodies: dict[str, bytes] = field(default_factory=dict)
 
     def headers(self) -> list[Header]:
@@ -145,6 +147,8 @@ class _Job:
             ("x-tierwise-backend", self.backend),
             ("x-tierwise-rule", self.decision.rule),
         ]
+        if self.replica:
+            out.append(("x-tierwise-replica", self.replica))
         if self.fallbacks:
             out.append(("x-tierwise-fallback", ",".join(self.fallbacks)))
         return out
@@ -152,7 +156,7 @@ class _Job:
     def header_lines(self) -> bytes:
         text = (
             f"x-tierwise-tier: {self.tier}\r\nx-tierwise-backend: {self.backend}\r\n"
-            f"x-tierwise-rule: {self.decision.rule}\r\n"
+            f"x-tierwise-rule: {self.decision.rule}\r\nx-tierwise-replica: {self.replica}\r\n"
         )
         if self.fallbacks:
             text += f"x-tierwise-fallback: {','.join(self.fallbacks)}\r\n"
@@ -332,6 +336,7 @@ class Proxy:
         job.attempts += 1
         job.tried.add(endpoint.url)
         job.backend = endpoint.backend
+        job.replica = endpoint.replica
         self.metrics.last_request_at[endpoint.backend] = time.time()
         body = job.bodies.get(endpoint.upstream_model)
         if body is None:

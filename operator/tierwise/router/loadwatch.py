@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tierwise.router.balance import ReplicaLoad
 from tierwise.router.http.client import UpstreamError, UpstreamPool
 from tierwise.router.table import Endpoint, RoutingTable
+from tierwise.router.tasks import background
 from tierwise.router.upstream import make_origin
 
 log = logging.getLogger(__name__)
@@ -207,13 +208,6 @@ class Scraper:
         return parse_engine_load(body.decode("utf-8", "replace"))
 
 
-@contextlib.asynccontextmanager
-async def scraping(scraper: Scraper) -> AsyncIterator[None]:
+def scraping(scraper: Scraper) -> contextlib.AbstractAsyncContextManager[None]:
     """Run ``scraper`` for the duration of the block."""
-    task = asyncio.get_running_loop().create_task(scraper.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return background(scraper.run())

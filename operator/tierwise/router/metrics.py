@@ -12,7 +12,11 @@ answers: time to the first upstream body byte), ``tokens_total{tier,direction}``
 ``cost_dollars_total{tier}``, ``baseline_cost_dollars_total`` (the same tokens on the top
 tier), ``fallbacks_total{reason}``, ``prefix_affinity_total{result}``,
 ``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}``,
-``table_version_info{version}``, ``table_reloads_total{result}``, ``in_flight{tier}``,
+``table_version_info{version,policy_version}`` (the table's content hash, which changes
+with every endpoint change, and the policy document's version, the RoutingPolicy's
+``status.tableVersion``), ``endpoints{backend}`` (endpoints of the table in use per backend:
+ready replicas of a ModelDeployment, 1 for an external API), ``table_reloads_total{result}``,
+``in_flight{tier}``,
 ``auth_failures_total{reason}`` (requests refused for a missing or unaccepted client key),
 ``pending_requests{namespace,model_deployment}`` (requests held for a tier with no
 replicas: the scale-from-zero demand signal the operator scrapes) and
@@ -37,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from tierwise.autoscaler import demand
 from tierwise.router.cost import ThroughputView, per_token_price
-from tierwise.router.table import TierEntry
+from tierwise.router.table import RoutingTable, TierEntry
 
 PREFIX = "tierwise_router_"
 DURATION_BUCKETS = (
@@ -107,6 +111,9 @@ class RouterMetrics(Collector):
         self.last_request_at: dict[str, float] = {}
         """Unix time of the last request per backend (ModelDeployment or external:...)."""
         self.table_version = ""
+        self.policy_version = ""
+        self.endpoints: dict[str, int] = {}
+        """Endpoints per backend in the installed table."""
         self.reloads: dict[str, int] = {"ok": 0, "error": 0}
         self.auth_failures: dict[str, int] = {"missing": 0, "invalid": 0}
         self.registry.register(self)
@@ -157,6 +164,14 @@ class RouterMetrics(Collector):
             self.cost.setdefault(tier, 0.0)
             for direction in ("in", "out"):
                 self.tokens.setdefault((tier, direction), 0)
+
+    def count_endpoints(self, table: RoutingTable) -> None:
+        """Endpoints per backend of ``table`` (backends without any at zero)."""
+        counts = {b.key: 0 for t in table.spec.tiers for b in t.backends}
+        urls = {(e.backend, e.url) for t in table.tiers for e in t.endpoints}
+        for backend, _ in urls:
+            counts[backend] = counts.get(backend, 0) + 1
+        self.endpoints = counts
 
     # -- collection --------------------------------------------------------------------
     def collect(
@@ -224,8 +239,14 @@ class RouterMetrics(Collector):
             in_flight.add_metric([tier], n)
         yield in_flight
         yield from self._demand()
+        endpoints = GaugeMetricFamily(
+            PREFIX + "endpoints", "Endpoints in the routing table, per backend.", labels=["backend"]
+        )
+        for backend, n in sorted(self.endpoints.items()):
+            endpoints.add_metric([backend], n)
+        yield endpoints
         info = InfoMetricFamily(PREFIX + "table_version", "Routing table in use.")
-        info.add_metric([], {"version": self.table_version})
+        info.add_metric([], {"version": self.table_version, "policy_version": self.policy_version})
         yield info
 
     def _demand(self) -> Iterator[GaugeMetricFamily]:

@@ -7,7 +7,8 @@ every background task (load scraping, table watching) with it. No globals.
 
 Endpoints: ``POST /v1/chat/completions`` and ``/v1/completions`` (routed and proxied),
 ``GET /v1/models`` (the policy's model aliases), ``/healthz`` (the process is up),
-``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down),
+``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down;
+the body names the table's version and the policy document's),
 ``/metrics`` (Prometheus text).
 
 Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.fallback
@@ -15,7 +16,13 @@ Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.f
 balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) and swaps
 it in with one assignment; requests in flight finish on the snapshot they started with.
 A table that cannot be installed (unreadable key file, classifier that cannot load)
-raises and the old one stays.
+raises and the old one stays. The table watcher (:meth:`RouterApp.running` with a
+:class:`TableSource`) polls the source's stamp and the Secret files every
+``watch_interval_s``, reloads at once on SIGHUP, and — for sources fed by API watches —
+``coalesce_s`` after the source signals a change (a burst of endpoint events becomes one
+table). A rebuilt table whose version did not change is not installed again, unless a
+Secret file changed: external API keys and client keys are re-read when their mounted
+files change (kubelet rewrites them when the Secret rotates).
 
 Client authentication: when the table's ``spec.router.auth`` names a Secret, its mounted
 file (``{secrets_dir}/{name}/{key}``) is read with every install and the model endpoints
@@ -30,10 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,6 +56,7 @@ from tierwise.router.classifier import (
     HashingEmbedder,
     SentenceTransformerEmbedder,
 )
+from tierwise.router.discovery.files import file_stamp
 from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
 from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
@@ -88,7 +95,10 @@ class Settings:
     scrape_interval_s: float = 1.0
     scrape_timeout_s: float = 0.5
     shutdown_grace_s: float = 30.0
-    watch_interval_s: float = 1.0
+    watch_interval_s: float = 0.5
+    coalesce_s: float = 0.02
+    """After a pushed change (an API watch event), wait this long for more, then build one
+    table for all of them."""
     classifier: ClassifierBackend = ClassifierBackend.AUTO
     reuse_port: bool = False
     secrets_dir: str | None = None
@@ -103,6 +113,12 @@ class TableSource:
 
     load: TableLoader
     stamp: Callable[[], object]
+    changed: asyncio.Event | None = None
+    """Set by a source fed by watches when something changed: the table is rebuilt
+    ``coalesce_s`` later instead of at the next poll."""
+    blocking: bool = True
+    """``load`` reads files: run it in a worker thread (False: in-memory state, which
+    only the event loop may read)."""
 
 
 class RouterApp:
@@ -123,7 +139,8 @@ class RouterApp:
         self._models = b""
         self._classifier: tuple[ClassifierSpec | None, Classifier | None] = (None, None)
         self.access: AccessKeys | None = None
-        self._keys_seen: object = None
+        self._secret_files: tuple[str, ...] = ()
+        self._secrets_seen: object = None
         self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self.proxy.handle),
             "/v1/completions": ("POST", self.proxy.handle),
@@ -135,6 +152,11 @@ class RouterApp:
 
     async def install(self, table: RoutingTable) -> None:
         """Swap in ``table``; raise (keeping the old one) when it cannot be used."""
+        secret_files = table.key_files()
+        auth = table.spec.router.auth
+        if auth is not None:
+            secret_files.append(keys_file(auth, table.secrets_dir or self.settings.secrets_dir))
+        seen = _stamps(secret_files)  # before reading: a change after it reloads again
         keys = KeyStore()
         timeout = self.settings.upstream_timeout_s
         targets = {
@@ -143,12 +165,9 @@ class RouterApp:
             for ep in tier.endpoints
         }
         classifier = await self._classifier_for(table.spec.classifier)
-        auth = table.spec.router.auth
-        access, seen = None, None
+        access = None
         if auth is not None:
-            path = keys_file(auth, self.settings.secrets_dir)
-            seen = _file_stamp(path)  # before reading: a change after it reloads again
-            access = await asyncio.to_thread(AccessKeys.from_file, path)
+            access = await asyncio.to_thread(AccessKeys.from_file, secret_files[-1])
         current = self.proxy.snapshot
         balancer: Balancer
         if current is not None and current.table.spec.balancing == table.spec.balancing:
@@ -163,9 +182,12 @@ class RouterApp:
         self._models = _models_body(table)
         self.metrics.declare_tiers(t.name for t in table.tiers)
         self.metrics.table_version = table.version
+        self.metrics.policy_version = table.policy_version
+        self.metrics.count_endpoints(table)
         self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
         self._guard(access)
-        self._keys_seen = seen
+        self._secret_files = tuple(secret_files)
+        self._secrets_seen = seen
         log.info(
             "routing table %s installed: %s",
             table.version,
@@ -192,10 +214,13 @@ class RouterApp:
                 log.warning("classifier falls back to lexical hashing: %s", exc)
         return EmbeddingClassifier(spec, HashingEmbedder())
 
-    async def reload(self, source: TableSource) -> bool:
-        """Read ``source`` and install it; on failure log, count, keep the old table."""
+    async def reload(self, source: TableSource, *, force: bool = False) -> bool:
+        """Read ``source`` and install it (unless its version is the one in use and not
+        ``force``); on failure log, count, keep the old table."""
         try:
-            table = await asyncio.to_thread(source.load)
+            table = await asyncio.to_thread(source.load) if source.blocking else source.load()
+            if not force and table.version == self.holder.current.version:
+                return True
             await self.install(table)
         except Exception as exc:  # any bad input must leave the router serving
             self.metrics.reloads["error"] += 1
@@ -270,7 +295,8 @@ class RouterApp:
             and any(load.healthy for loads in snap.loads.values() for load in loads)
         )
         version = snap.table.version if snap is not None else ""
-        body = orjson.dumps({"ready": ready, "tableVersion": version})
+        policy = snap.table.policy_version if snap is not None else ""
+        body = orjson.dumps({"ready": ready, "tableVersion": version, "policyVersion": policy})
         writer.send(200 if ready else 503, JSON, body)
 
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:
@@ -312,42 +338,58 @@ class RouterApp:
             await self.server.shutdown(self.settings.shutdown_grace_s)
             await self.pool.close()
 
-    def _keys_stamp(self) -> object:
-        """The accepted-keys file's stamp now (None while auth is off)."""
-        return None if self.access is None else _file_stamp(self.access.source)
-
     async def _watch(self, source: TableSource) -> None:
-        """Poll ``source.stamp`` and reload on change; SIGHUP reloads at once."""
+        """Poll ``source.stamp`` and the Secret files, reload on change; SIGHUP reloads at
+        once; a pushed change (``source.changed``) reloads after ``coalesce_s``."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
+        pushed = source.changed or asyncio.Event()
+        hup = {"forced": False}
+
+        def on_hup() -> None:
+            hup["forced"] = True
+            wake.set()
+
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, wake.set)
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
         stamp = source.stamp()
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.watch_interval_s):
-                        await wake.wait()
-                forced = wake.is_set()
+                await _first_of(wake, pushed, self.settings.watch_interval_s)
+                if pushed.is_set():
+                    await asyncio.sleep(self.settings.coalesce_s)
+                was_pushed, forced = pushed.is_set(), hup["forced"]
+                pushed.clear()
                 wake.clear()
+                hup["forced"] = False
                 new_stamp = source.stamp()
-                keys_stamp = self._keys_stamp()
-                if forced or new_stamp != stamp or keys_stamp != self._keys_seen:
+                secrets = _stamps(self._secret_files)
+                rotated = secrets != self._secrets_seen
+                if forced or rotated or was_pushed or new_stamp != stamp:
                     stamp = new_stamp
-                    self._keys_seen = keys_stamp
-                    await self.reload(source)
+                    self._secrets_seen = secrets
+                    await self.reload(source, force=forced or rotated)
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
 
 
-def _file_stamp(path: str) -> tuple[float, int, int] | None:
-    """Changes when a mounted file is replaced (Secret updates swap a symlink)."""
+async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout_s: float) -> None:
+    """Until either event is set, or ``timeout_s`` passes."""
+    if a.is_set() or b.is_set():
+        return
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime, st.st_size, st.st_ino)
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _stamps(paths: Sequence[str]) -> tuple[object, ...]:
+    """Stamps of mounted Secret files: they change when kubelet swaps in a new version."""
+    return tuple(file_stamp(path) for path in paths)
 
 
 def _models_body(table: RoutingTable) -> bytes:

@@ -1,26 +1,23 @@
-"""The routing table: everything the router needs to route, as one versioned document.
+"""The routing table: everything the router needs to route, as one versioned value.
 
-Why it exists: the operator (in-cluster) and ``tierwise router --policy --endpoints``
-(locally) must hand the data plane exactly the same thing, and the data plane must be able
-to replace it while serving. A table is a RoutingPolicy spec with each tier resolved to
-concrete endpoints and a price; it is immutable, carries a version (a stable content hash
-unless the writer assigns one), and is swapped with a single reference assignment.
+Why it exists: whatever the source — the policy document the operator writes into a
+ConfigMap plus the replicas discovered from EndpointSlices (in a cluster), the same
+document and an endpoints file, a RoutingPolicy YAML and an endpoints file (locally), or a
+table file (``--table``) — the data plane must get exactly the same thing, built the same
+way, and must be able to replace it while serving. :func:`table_from_config` is that one
+way: a :class:`~tierwise.api.router_config.RouterConfig` plus the ready replicas of each
+ModelDeployment in, an immutable :class:`RoutingTable` out. A table carries two versions:
+``version`` (a content hash of everything, endpoints included: it changes with every
+endpoint change) and ``policy_version`` (the policy document's own version, what the
+operator writes as ``status.tableVersion``). It is swapped with a single reference
+assignment (:class:`TableHolder`).
 
-Document (YAML or JSON)::
+Replicas of a ModelDeployment the document has no backend facts for (locally: a
+RoutingPolicy without its ModelDeployment files) serve the ModelDeployment's name as the
+model, one GPU per replica, unpriced unless the tier has a price — as before the document
+existed. In a cluster such a ModelDeployment has no Service to discover, so no replica.
 
-    apiVersion: tierwise.dev/v1alpha1
-    kind: RoutingTable
-    version: 3f2a9c1e0b7d4a61          # content hash unless the writer assigns one
-    spec: {...}                         # the RoutingPolicy spec, camelCase as in the CRD
-    endpoints:                          # tier name -> endpoints, in backend order
-      small:
-        - {url: http://10.0.0.7:8000, backend: qwen3-8b, upstreamModel: qwen3-8b}
-      frontier:
-        - {url: https://api.openai.com, apiBase: https://api.openai.com/v1,
-           backend: "external:gpt-4.1", upstreamModel: gpt-4.1, external: true,
-           apiKeyFile: /var/run/secrets/tierwise/frontier-api-key/api-key}
-    prices:                             # tier name -> resolved price
-      small: {perGPUHour: 1.2, gpusPerReplica: 1}
+The table file format (``--table PATH``) is :mod:`tierwise.router.table_document`.
 """
 
 from __future__ import annotations
@@ -28,30 +25,41 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 import orjson
-import yaml
-from pydantic import ValidationError
 
-from tierwise.api.common import API_VERSION, parse_duration
-from tierwise.api.errors import SpecIssue, issues_from
+from tierwise.api.common import parse_duration
 from tierwise.api.model_deployment import ModelDeployment
+from tierwise.api.router_config import BackendInfo, RouterConfig
 from tierwise.api.routing_policy import Backend, RoutingPolicy, RoutingPolicySpec, Tier
+from tierwise.manifests.router_config import router_config
 from tierwise.router.cost import TierPrice
 from tierwise.router.tiers import CompiledRule, compile_rules
 
-KIND = "RoutingTable"
+
+class FromDocument(Enum):
+    SECRETS_DIR = "the document's secretsDir"
 
 
-class TableError(ValueError):
-    """A routing table document is invalid; ``issues`` name each field at fault."""
+FROM_DOCUMENT: Final = FromDocument.SECRETS_DIR
+"""``secrets_dir`` default of :func:`table_from_config`: the policy document's folder."""
 
-    def __init__(self, issues: Sequence[SpecIssue], source: str = "routing table") -> None:
-        self.issues = list(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"{source} is invalid:\n{lines}")
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One ready replica of a ModelDeployment, as discovery found it."""
+
+    url: str
+    """Base URL (``http://10.0.0.7:8000``; a trailing ``/`` or ``/v1`` is dropped)."""
+    name: str | None = None
+    """The pod's name when known (EndpointSlice ``targetRef.name``); else the URL names it."""
+
+
+def header_safe(name: object) -> bool:
+    """A replica name goes into the x-tierwise-replica header: printable ASCII, no space."""
+    return isinstance(name, str) and name.isascii() and name.isprintable() and " " not in name
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +80,14 @@ class Endpoint:
     is always right, also for providers whose base does not end in /v1."""
     weight: int = 1
     timeout_s: float | None = None
+    replica: str = ""
+    """Replica identity (``x-tierwise-replica``): the pod name where known, else the URL."""
 
     def __post_init__(self) -> None:
         if not self.api_base:
             object.__setattr__(self, "api_base", self.url + "/v1")
+        if not self.replica:
+            object.__setattr__(self, "replica", self.url)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +102,8 @@ class Endpoint:
             out["apiKeyFile"] = self.api_key_file
         if self.timeout_s is not None:
             out["timeoutSeconds"] = self.timeout_s
+        if self.replica != self.url:
+            out["replica"] = self.replica
         return out
 
 
@@ -114,6 +128,10 @@ class RoutingTable:
     """Model names clients may send: spec.models plus every model a rule names."""
     tiers: tuple[TierEntry, ...]
     spec: RoutingPolicySpec
+    policy_version: str = ""
+    """The policy document's version (``status.tableVersion``); empty for a table file."""
+    secrets_dir: str | None = None
+    """Where this table's Secret files are (None: the router's ``--secrets-dir``)."""
     rules: tuple[CompiledRule, ...] = field(init=False, repr=False, compare=False)
     default_tier: str = field(init=False, repr=False, compare=False)
     _by_name: dict[str, TierEntry] = field(init=False, repr=False, compare=False)
@@ -133,6 +151,10 @@ class RoutingTable:
         index = self._by_name[name].index + 1
         return self.tiers[index] if index < len(self.tiers) else None
 
+    def key_files(self) -> list[str]:
+        """External endpoints' API key files (watched: Secret volumes rotate)."""
+        return sorted({e.api_key_file for t in self.tiers for e in t.endpoints if e.api_key_file})
+
 
 class TableHolder:
     """The current table. ``swap`` is one reference assignment (atomic under the GIL);
@@ -147,6 +169,47 @@ class TableHolder:
         self.current = new
 
 
+Replicas = Mapping[str, Sequence[Replica]]
+"""Ready replicas per ModelDeployment name."""
+
+
+def table_from_config(
+    config: RouterConfig,
+    replicas: Replicas,
+    *,
+    secrets_dir: str | Literal[FromDocument.SECRETS_DIR] | None = FROM_DOCUMENT,
+    version: str | None = None,
+) -> RoutingTable:
+    """The routing table for ``config`` with ``replicas`` (the one table path).
+
+    ``secrets_dir`` is where external key files (and client keys) are read: by default the
+    document's ``secretsDir``; the router's ``--secrets-dir`` wins when given (it knows
+    where its volumes are mounted); None means no key files (a local run without Secrets).
+    A ModelDeployment without replicas gives its tier no endpoint (the data plane holds or
+    escalates). Replicas keep their order (discovery sorts them, so the version does not
+    depend on the order events came in); a URL listed twice counts once.
+    """
+    folder = config.secrets_dir if secrets_dir is FROM_DOCUMENT else secrets_dir
+    spec = config.spec
+    resolved = {
+        tier.name: tuple(
+            ep
+            for backend in tier.backends
+            for ep in _backend_endpoints(backend, config.backends, replicas, folder)
+        )
+        for tier in spec.tiers
+    }
+    prices = {tier.name: _tier_price(tier, config.backends) for tier in spec.tiers}
+    return assemble(
+        spec,
+        resolved,
+        prices,
+        version,
+        policy_version=config.version,
+        secrets_dir=folder,
+    )
+
+
 def build_table(
     policy: RoutingPolicy,
     endpoints: Mapping[str, Sequence[str]],
@@ -155,32 +218,25 @@ def build_table(
     deployments: Mapping[str, ModelDeployment] | None = None,
     version: str | None = None,
 ) -> RoutingTable:
-    """Resolve ``policy`` against ``endpoints`` (ModelDeployment name -> base URLs).
+    """``policy`` with ``endpoints`` (ModelDeployment name -> base URLs), through the policy
+    document :func:`~tierwise.manifests.router_config.router_config` builds (tests, tools).
 
-    ``deployments`` (optional) supplies served model names, GPUs per replica and the
-    default price of tiers without ``price``. A ModelDeployment missing from
-    ``endpoints`` contributes no endpoint (the tier may be empty: the data plane escalates).
-    """
-    spec = policy.spec
-    deployments = deployments or {}
-    resolved = {
-        tier.name: tuple(
-            ep
-            for backend in tier.backends
-            for ep in _backend_endpoints(backend, endpoints, secrets_dir, deployments)
-        )
-        for tier in spec.tiers
-    }
-    prices = {tier.name: _tier_price(tier, deployments) for tier in spec.tiers}
-    return _assemble(spec, resolved, prices, version)
+    ``deployments`` supply served model names, GPUs per replica and default prices."""
+    config = router_config(policy, deployments or {})
+    found = {name: [Replica(url) for url in urls] for name, urls in endpoints.items()}
+    return table_from_config(config, found, secrets_dir=secrets_dir, version=version)
 
 
-def _assemble(
+def assemble(
     spec: RoutingPolicySpec,
     endpoints: Mapping[str, tuple[Endpoint, ...]],
     prices: Mapping[str, TierPrice],
     version: str | None,
+    *,
+    policy_version: str = "",
+    secrets_dir: str | None = None,
 ) -> RoutingTable:
+    """A table from resolved parts (``version``: the content hash unless given)."""
     tiers = tuple(
         TierEntry(
             t.name,
@@ -194,20 +250,30 @@ def _assemble(
     aliases = set(spec.models)
     for rule in spec.rules:
         aliases.update(rule.match.models)
-    body = _body(spec, tiers)
-    return RoutingTable(version or content_hash(body), frozenset(aliases), tiers, spec)
+    body = table_body(spec, tiers)
+    if policy_version:  # a document change that leaves the body alone is still a new table
+        body["policyVersion"] = policy_version
+    return RoutingTable(
+        version or content_hash(body),
+        frozenset(aliases),
+        tiers,
+        spec,
+        policy_version,
+        secrets_dir,
+    )
 
 
-def _normalize_base(url: str) -> str:
+def normalize_base(url: str) -> str:
+    """A base URL without trailing ``/`` and ``/v1`` (the router appends ``/v1/...``)."""
     url = url.strip().rstrip("/")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
 def _backend_endpoints(
     backend: Backend,
-    endpoints: Mapping[str, Sequence[str]],
+    infos: Mapping[str, BackendInfo],
+    replicas: Replicas,
     secrets_dir: str | None,
-    deployments: Mapping[str, ModelDeployment],
 ) -> list[Endpoint]:
     if backend.external is not None:
         ext = backend.external
@@ -216,7 +282,7 @@ def _backend_endpoints(
         key_file = f"{secrets_dir.rstrip('/')}/{ref.name}/{ref.key}" if secrets_dir else None
         return [
             Endpoint(
-                _normalize_base(api_base),
+                normalize_base(api_base),
                 backend.key,
                 ext.model,
                 key_file,
@@ -227,24 +293,27 @@ def _backend_endpoints(
             )
         ]
     name = backend.model_deployment or ""
-    md = deployments.get(name)
-    served = md.served_model_name if md is not None else name
-    return [
-        Endpoint(_normalize_base(u), name, served, weight=backend.weight)
-        for u in endpoints.get(name, ())
-    ]
+    info = infos.get(name)
+    served = info.served_model_name if info is not None else name
+    found: dict[str, Endpoint] = {}
+    for replica in replicas.get(name, ()):
+        url = normalize_base(replica.url)
+        found.setdefault(
+            url, Endpoint(url, name, served, weight=backend.weight, replica=replica.name or url)
+        )
+    return list(found.values())
 
 
-def _tier_price(tier: Tier, deployments: Mapping[str, ModelDeployment]) -> TierPrice:
+def _tier_price(tier: Tier, infos: Mapping[str, BackendInfo]) -> TierPrice:
     gpus = 1
     price = tier.price
     for backend in tier.backends:
-        md = deployments.get(backend.model_deployment or "")
-        if md is None:
+        info = infos.get(backend.model_deployment or "")
+        if info is None:
             continue
-        gpus = md.spec.gpus_per_replica
-        if price is None and md.spec.cost is not None:
-            price = md.spec.cost
+        gpus = info.gpus_per_replica
+        if price is None and info.cost is not None:
+            price = info.cost
         break
     if price is None:
         return TierPrice(gpus_per_replica=gpus)
@@ -253,7 +322,8 @@ def _tier_price(tier: Tier, deployments: Mapping[str, ModelDeployment]) -> TierP
     )
 
 
-def _body(spec: RoutingPolicySpec, tiers: Sequence[TierEntry]) -> dict[str, Any]:
+def table_body(spec: RoutingPolicySpec, tiers: Sequence[TierEntry]) -> dict[str, Any]:
+    """What the content hash covers (and the table file holds besides its header)."""
     return {
         "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         "endpoints": {t.name: [e.to_dict() for e in t.endpoints] for t in tiers},
@@ -264,182 +334,3 @@ def _body(spec: RoutingPolicySpec, tiers: Sequence[TierEntry]) -> dict[str, Any]
 def content_hash(body: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit hash of a table body (key order does not matter)."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-def table_document(table: RoutingTable) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "version": table.version,
-        **_body(table.spec, table.tiers),
-    }
-
-
-def dump_table(table: RoutingTable) -> bytes:
-    """The table as JSON (valid YAML too), keys sorted, for the operator to write."""
-    return orjson.dumps(table_document(table), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-
-
-def load_table(path: str | Path) -> RoutingTable:
-    """Read and validate a table document; :class:`TableError` names each bad field."""
-    source = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TableError([SpecIssue("", f"cannot read file: {exc.strerror}")], source) from exc
-    except yaml.YAMLError as exc:
-        raise TableError([SpecIssue("", f"malformed YAML/JSON: {exc}")], source) from exc
-    return parse_table(raw, source=source)
-
-
-def load_endpoints(path: str | Path) -> dict[str, list[str]]:
-    """Read EP.yaml: a mapping of ModelDeployment name to a base URL or a list of them."""
-    source = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TableError([SpecIssue("", f"cannot read file: {exc.strerror}")], source) from exc
-    except yaml.YAMLError as exc:
-        raise TableError([SpecIssue("", f"malformed YAML: {exc}")], source) from exc
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise TableError([SpecIssue("", "must map ModelDeployment names to base URLs")], source)
-    out: dict[str, list[str]] = {}
-    issues: list[SpecIssue] = []
-    for name, urls in raw.items():
-        items = [urls] if isinstance(urls, str) else urls
-        if not isinstance(items, list) or not all(
-            isinstance(u, str) and u.startswith(("http://", "https://")) for u in items
-        ):
-            issues.append(SpecIssue(str(name), "must be an http(s) base URL or a list of them"))
-            continue
-        out[str(name)] = items
-    if issues:
-        raise TableError(issues, source)
-    return out
-
-
-def parse_table(raw: Any, *, source: str = "routing table") -> RoutingTable:
-    """Validate an already parsed table document (a mapping)."""
-    issues: list[SpecIssue] = []
-    if not isinstance(raw, dict):
-        raise TableError([SpecIssue("", "a routing table must be a mapping")], source)
-    if raw.get("kind") != KIND:
-        issues.append(SpecIssue("kind", f"{raw.get('kind')!r} is not {KIND!r}"))
-    if raw.get("apiVersion") != API_VERSION:
-        issues.append(
-            SpecIssue(
-                "apiVersion",
-                f"{raw.get('apiVersion')!r} is not a table version this router reads; "
-                f"use {API_VERSION} (upgrade the router to read newer tables)",
-            )
-        )
-    version = raw.get("version")
-    if not isinstance(version, str) or not version:
-        issues.append(SpecIssue("version", "is required: a non-empty string"))
-    if issues:
-        raise TableError(issues, source)
-    try:
-        spec = RoutingPolicySpec.model_validate(raw.get("spec"))
-    except ValidationError as exc:
-        found = issues_from(exc, RoutingPolicySpec)
-        raise TableError(
-            [SpecIssue(_under("spec", i.path), i.message) for i in found], source
-        ) from exc
-    names = {t.name for t in spec.tiers}
-    endpoints = _parse_endpoints(raw.get("endpoints"), names, issues)
-    prices = _parse_prices(raw.get("prices"), names, issues)
-    if issues:
-        raise TableError(issues, source)
-    assert isinstance(version, str)
-    return _assemble(spec, endpoints, prices, version)
-
-
-def _under(prefix: str, path: str) -> str:
-    if not path:
-        return prefix
-    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
-
-
-def _tier_map(
-    raw: Any, field_name: str, names: set[str], issues: list[SpecIssue]
-) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        issues.append(SpecIssue(field_name, "must be a mapping of tier name to a value"))
-        return {}
-    unknown = [k for k in raw if k not in names]
-    for name in unknown:
-        issues.append(
-            SpecIssue(
-                f"{field_name}.{name}",
-                f"tier {name!r} is not in spec.tiers ({', '.join(sorted(names))})",
-            )
-        )
-    return {k: v for k, v in raw.items() if k in names}
-
-
-def _parse_endpoints(
-    raw: Any, names: set[str], issues: list[SpecIssue]
-) -> dict[str, tuple[Endpoint, ...]]:
-    out: dict[str, tuple[Endpoint, ...]] = {}
-    for tier, items in _tier_map(raw, "endpoints", names, issues).items():
-        if not isinstance(items, list):
-            issues.append(SpecIssue(f"endpoints.{tier}", "must be a list of endpoints"))
-            continue
-        parsed = [
-            _parse_endpoint(item, f"endpoints.{tier}[{i}]", issues) for i, item in enumerate(items)
-        ]
-        out[tier] = tuple(e for e in parsed if e is not None)
-    return out
-
-
-def _parse_endpoint(item: Any, path: str, issues: list[SpecIssue]) -> Endpoint | None:
-    if not isinstance(item, dict):
-        issues.append(SpecIssue(path, "must be a mapping with url, backend, upstreamModel"))
-        return None
-    before = len(issues)
-    for key in ("url", "backend", "upstreamModel"):
-        if not isinstance(item.get(key), str) or not item.get(key):
-            issues.append(SpecIssue(f"{path}.{key}", "is required: a non-empty string"))
-    url = item.get("url")
-    if isinstance(url, str) and not url.startswith(("http://", "https://")):
-        issues.append(SpecIssue(f"{path}.url", f"{url!r} must start with http:// or https://"))
-    weight = item.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-        issues.append(SpecIssue(f"{path}.weight", f"{weight!r} must be an integer >= 1"))
-    key_file = item.get("apiKeyFile")
-    if key_file is not None and not isinstance(key_file, str):
-        issues.append(SpecIssue(f"{path}.apiKeyFile", "must be a file path"))
-    timeout = item.get("timeoutSeconds")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        issues.append(SpecIssue(f"{path}.timeoutSeconds", f"{timeout!r} must be a number > 0"))
-    if len(issues) > before:
-        return None
-    return Endpoint(
-        _normalize_base(str(url)),
-        item["backend"],
-        item["upstreamModel"],
-        key_file,
-        bool(item.get("external", False)),
-        str(item.get("apiBase") or ""),
-        weight,
-        None if timeout is None else float(timeout),
-    )
-
-
-def _parse_prices(raw: Any, names: set[str], issues: list[SpecIssue]) -> dict[str, TierPrice]:
-    out: dict[str, TierPrice] = {}
-    for tier, value in _tier_map(raw, "prices", names, issues).items():
-        if not isinstance(value, dict):
-            issues.append(SpecIssue(f"prices.{tier}", "must be a mapping"))
-            continue
-        try:
-            out[tier] = TierPrice.from_dict(value)
-        except ValueError as exc:
-            issues.append(SpecIssue(f"prices.{tier}", str(exc)))
-    return out

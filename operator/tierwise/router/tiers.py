@@ -6,8 +6,10 @@ explain``). Pure: no I/O, no clock; the classifier is passed in.
 
 Semantics
     * The requested ``model`` must be a policy alias (``spec.models``, or a model a rule
-      names); then rules decide. A tier's name as ``model`` pins the request to that tier
-      (rule ``model-pin``). Anything else raises :class:`UnknownModelError`.
+      names); then rules decide. With ``spec.allowTierPinning`` a tier's name as ``model``
+      pins the request to that tier (rule ``model-pin``); without it a tier name is an
+      unknown model like any other. Anything else raises :class:`UnknownModelError`,
+      listing the names a client may send (tier names only when pinning is allowed).
     * Rules are tried in order; the first non-shadow rule whose conditions all hold wins;
       none → ``spec.defaultTier`` (rule ``default``).
     * Shadow rules are evaluated for every request and reported in
@@ -331,9 +333,11 @@ def choose_tier(
 def _pinned_tier(table: RoutingTable, model: str) -> str | None:
     if model in table.aliases:
         return None
-    if table.has_tier(model):
+    pinning = table.spec.allow_tier_pinning
+    if pinning and table.has_tier(model):
         return model
-    raise UnknownModelError(model, sorted(table.aliases) + [t.name for t in table.tiers])
+    tiers = [t.name for t in table.tiers] if pinning else []
+    raise UnknownModelError(model, sorted(table.aliases) + tiers)
 
 
 def _fit(table: RoutingTable, tier: str, request: RequestView) -> tuple[str, str]:

@@ -1,9 +1,12 @@
 """Helpers of the router integration tests: policies, simulator configs and a router
 process (``launch_router`` runs ``python -m tierwise.cli router --policy ... --endpoints
-...`` on a free port and waits for ``/healthz``)."""
+...`` on a free port and waits for ``/healthz``; ``spawn_router`` runs it with any
+arguments and environment)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -11,12 +14,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from tierwise.sim.config import SimConfig
@@ -24,6 +28,7 @@ from tierwise.sim.latency import PROFILES, Profile
 from tierwise.sim.process import EngineProcess, free_port, stop_process_group
 
 ZERO = PROFILES[Profile.ZERO]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def sim(model: str, **latency: Any) -> SimConfig:
@@ -120,11 +125,27 @@ def launch_router(
     directory: Path, document: dict[str, Any], endpoints: dict[str, list[str]], *args: str
 ) -> RouterProcess:
     """Start a router process for ``document`` and ``endpoints``; the caller stops it."""
-    n = len(list(directory.glob("policy*.yaml")))
+    n = len(list(directory.glob("router*.log")))
     policy_path = directory / f"policy{n}.yaml"
     endpoints_path = directory / f"endpoints{n}.yaml"
     policy_path.write_text(yaml.safe_dump(document, allow_unicode=True))
     endpoints_path.write_text(yaml.safe_dump(endpoints))
+    source = ["--policy", str(policy_path), "--endpoints", str(endpoints_path)]
+    return spawn_router(directory, [*source, *args], policy_path, endpoints_path)
+
+
+def spawn_router(
+    directory: Path,
+    args: Sequence[str],
+    policy_path: Path | None = None,
+    endpoints_path: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+) -> RouterProcess:
+    """Start ``tierwise router ARGS`` on a free port and wait for /healthz; the caller stops
+    it. ``policy_path``/``endpoints_path``: the files ``write_policy``/``write_endpoints``
+    rewrite."""
+    n = len(list(directory.glob("router*.log")))
     port = free_port()
     log_path = directory / f"router{n}.log"
     with open(log_path, "wb") as log:
@@ -134,10 +155,6 @@ def launch_router(
                 "-m",
                 "tierwise.cli",
                 "router",
-                "--policy",
-                str(policy_path),
-                "--endpoints",
-                str(endpoints_path),
                 "--port",
                 str(port),
                 "--log-level",
@@ -149,9 +166,14 @@ def launch_router(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     router = RouterProcess(
-        f"http://127.0.0.1:{port}", process, log_path, policy_path, endpoints_path
+        f"http://127.0.0.1:{port}",
+        process,
+        log_path,
+        policy_path or directory / "no-policy",
+        endpoints_path or directory / "no-endpoints",
     )
     try:
         wait_healthy(router)
@@ -183,6 +205,45 @@ class Sims:
 
     def endpoints(self) -> dict[str, list[str]]:
         return {"small-md": [e.url for e in self.small], "large-md": [self.large.url]}
+
+
+async def until(check: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
+    """Wait, on the running loop, until ``check()`` holds; fail naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def completion(model: str) -> dict[str, Any]:
+    """A minimal chat completion answer, as a provider sends it."""
+    message = {"role": "assistant", "content": "hi"}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+
+
+@contextlib.asynccontextmanager
+async def fake_provider(chat: Handler) -> AsyncIterator[str]:
+    """An OpenAI-compatible provider whose ``/v1/chat/completions`` is ``chat``; yields
+    its base URL (without ``/v1``)."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 StartRouter = Callable[..., RouterProcess]

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from router_harness import StartRouter, policy
+from router_harness import StartRouter, completion, fake_provider, policy
 
 KEY = "sk-test-S3CRET-0123456789abcdefXYZ"
 
@@ -29,32 +29,10 @@ async def provider() -> AsyncIterator[tuple[str, list[str], dict[str, int]]]:
         if status != 200:  # providers echo (masked or not) keys in errors
             error = {"error": {"message": f"key {KEY} (…{KEY[-8:]}) refused", "code": status}}
             return web.json_response(error, status=status)
-        return web.json_response(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "hi"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-            }
-        )
+        return web.json_response(completion(body["model"]))
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen, mode
-    finally:
-        await runner.cleanup()
+    async with fake_provider(chat) as base:
+        yield base, seen, mode
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 """The official openai client, sync and async, streaming and not, gets answers through the
 router, and each answer's x-tierwise-* headers name the tier, backend and rule that
-decided it."""
+decided it and the replica that served it; a tier's name pins the tier only where the
+policy allows it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -42,6 +44,7 @@ def router(sims: Sims, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rou
         [tier("small", "small-md", 0.1, 0.2), tier("large", "large-md", 2, 8)],
         rules=RULES,
         models=["auto", "fast"],
+        allowTierPinning=True,
     )
     router = launch_router(tmp_path_factory.mktemp("router"), document, sims.endpoints())
     yield router
@@ -52,9 +55,15 @@ def _decision(headers: Any) -> tuple[str, str, str]:
     return (headers["x-tierwise-tier"], headers["x-tierwise-backend"], headers["x-tierwise-rule"])
 
 
+def _replicas(sims: Sims, backend: str) -> list[str]:
+    """What x-tierwise-replica may say: the endpoints file names no pod, so the URL."""
+    return sims.endpoints()[backend]
+
+
 @pytest.mark.parametrize(("model", "prompt", "headers", "expected"), CASES)
 def test_sync_client_non_streaming(
     router: RouterProcess,
+    sims: Sims,
     model: str,
     prompt: str,
     headers: dict[str, str],
@@ -69,6 +78,7 @@ def test_sync_client_non_streaming(
         )
         completion = raw.parse()
     assert _decision(raw.headers) == expected
+    assert raw.headers["x-tierwise-replica"] in _replicas(sims, expected[1])
     assert completion.choices[0].message.content
     assert completion.usage is not None
     assert completion.usage.completion_tokens > 0
@@ -79,6 +89,7 @@ def test_sync_client_non_streaming(
 @pytest.mark.parametrize(("model", "prompt", "headers", "expected"), CASES[:5])
 async def test_async_client_streaming(
     router: RouterProcess,
+    sims: Sims,
     model: str,
     prompt: str,
     headers: dict[str, str],
@@ -99,8 +110,10 @@ async def test_async_client_streaming(
         ) as response,
     ):
         decision = _decision(response.headers)
+        replica = response.headers["x-tierwise-replica"]
         chunks = [chunk async for chunk in await response.parse()]
     assert decision == expected
+    assert replica in _replicas(sims, expected[1])
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     usage = [c.usage for c in chunks if c.usage is not None]
@@ -122,3 +135,27 @@ def test_models_lists_the_policy_aliases(router: RouterProcess) -> None:
     with openai.OpenAI(base_url=router.base_url, api_key="k", max_retries=0) as client:
         ids = sorted(m.id for m in client.models.list())
     assert ids == ["auto", "fast"]
+
+
+def test_tier_name_is_an_unknown_model_unless_the_policy_allows_pinning(
+    sims: Sims, tmp_path: Path
+) -> None:
+    document = policy(
+        [tier("small", "small-md", 0.1, 0.2), tier("large", "large-md", 2, 8)],
+        models=["auto", "fast"],
+    )
+    router = launch_router(tmp_path, document, sims.endpoints())
+    try:
+        with (
+            openai.OpenAI(base_url=router.base_url, api_key="k", max_retries=0) as client,
+            pytest.raises(openai.NotFoundError) as caught,
+        ):
+            client.chat.completions.create(
+                model="large", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+            )
+    finally:
+        router.stop()
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "model_not_found"
+    assert error["message"].endswith("use one of: auto, fast")

@@ -15,7 +15,8 @@ import pytest
 from router_harness import RouterProcess, Sims, policy, tier, wait_healthy
 
 from tierwise.api.routing_policy import RoutingPolicy
-from tierwise.router.table import build_table, dump_table
+from tierwise.router.table import build_table
+from tierwise.router.table_document import dump_table
 from tierwise.sim.process import free_port
 
 CLASSIFIED = {
@@ -86,7 +87,11 @@ def test_table_file_and_category_rule(
     assert response.status_code == 200
     assert response.headers["x-tierwise-tier"] == tier_name
     assert response.headers["x-tierwise-rule"] == rule
-    assert httpx.get(router.url + "/readyz").json() == {"ready": True, "tableVersion": "v1"}
+    assert httpx.get(router.url + "/readyz").json() == {
+        "ready": True,
+        "tableVersion": "v1",
+        "policyVersion": "",
+    }
 
 
 def test_rewritten_table_file_is_reloaded(

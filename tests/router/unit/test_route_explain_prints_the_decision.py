@@ -43,7 +43,6 @@ def explain(tmp_path: Path, body: Any, *extra: str) -> list[str]:
         (chat("refactor this function"), [], "mid", "code"),
         (chat("hello"), [], "small", "default"),
         (chat("hello"), ["--header", "X-Tierwise-Tier: frontier"], "frontier", "pinned-frontier"),
-        (chat("hello", model="frontier"), [], "frontier", "model-pin"),
         (chat("héllo wörld 日本語"), [], "small", "default"),
         (
             chat("Prove that there are infinitely many primes."),
@@ -84,6 +83,49 @@ def test_text_output_with_endpoints_names_the_replica(
     assert "tier:    small" in out
     assert "backend: qwen3-8b" in out
     assert "replica: http://127.0.0.1:8001 (prefix-aware" in out
+
+
+def test_replica_named_in_the_endpoints_file_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eps = tmp_path / "ep.yaml"
+    eps.write_text(
+        "qwen3-8b: [{url: 'http://127.0.0.1:8001', name: qwen3-8b-5f7c-x2k9q}]\n"
+        "qwen3-32b: http://127.0.0.1:8003\n"
+    )
+    assert main([*explain(tmp_path, chat("hi")), "--endpoints", str(eps)]) == 0
+    assert "replica: qwen3-8b-5f7c-x2k9q at http://127.0.0.1:8001 (" in capsys.readouterr().out
+    assert main([*explain(tmp_path, chat("hi")), "--endpoints", str(eps), "--json"]) == 0
+    replica = orjson.loads(capsys.readouterr().out)["replica"]
+    assert (replica["name"], replica["url"]) == ("qwen3-8b-5f7c-x2k9q", "http://127.0.0.1:8001")
+
+
+def _pinning_policy(tmp_path: Path, allow: bool) -> str:
+    policy = tmp_path / "rp.yaml"
+    policy.write_text(
+        "apiVersion: tierwise.dev/v1alpha1\nkind: RoutingPolicy\nmetadata: {name: p}\n"
+        f"spec:\n  allowTierPinning: {str(allow).lower()}\n  models: [auto, chat]\n"
+        "  tiers:\n  - {name: cheap, backends: [{modelDeployment: x}]}\n"
+        "  - {name: pricey, backends: [{modelDeployment: y}]}\n"
+    )
+    return str(policy)
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_tier_name_pins_only_when_the_policy_allows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], allow: bool
+) -> None:
+    request = write(tmp_path, "r.json", chat("hi", model="pricey"))
+    args = ["route", "explain", "--policy", _pinning_policy(tmp_path, allow), "--request", request]
+    if allow:
+        assert main([*args, "--json"]) == 0
+        out = orjson.loads(capsys.readouterr().out)
+        assert (out["tier"], out["rule"]) == ("pricey", "model-pin")
+        return
+    assert main(args) == 1
+    error = orjson.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "model_not_found"
+    assert error["message"].endswith("use one of: auto, chat")
 
 
 def test_escalation_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,11 +12,9 @@ import pytest
 
 from tierwise.api.model_deployment import ModelDeployment
 from tierwise.api.routing_policy import RoutingPolicy
-from tierwise.router.table import (
-    RoutingTable,
+from tierwise.router.table import RoutingTable, TableHolder, build_table
+from tierwise.router.table_document import (
     TableError,
-    TableHolder,
-    build_table,
     dump_table,
     load_table,
     parse_table,

@@ -96,7 +96,7 @@ def reference_pattern(keyword: str) -> re.Pattern[str]:
     body = (r"\s" if keyword[0].isspace() else "") + body
     body += r"\s" if keyword[-1].isspace() and keyword.strip() else ""
     head = r"(?<!\w)" if re.match(r"\w", keyword) else ""
-    tail = r"(?!\w)" if re.search(r"\w$", keyword) else ""
+    tail = r"(?!\w)" if re.search(r"\w\Z", keyword) else ""  # not $: it matches before a final \n
     return re.compile(head + body + tail)
 
 
@@ -175,10 +175,23 @@ def test_models_condition_and_rule_models_are_aliases(make_table: Table, make_ch
 
 
 @pytest.mark.parametrize("model", ["small", "mid", "frontier"])
-def test_tier_name_as_model_pins_the_tier(make_table: Table, make_chat: Chat, model: str) -> None:
-    t = make_table(rules=[rule("all", "frontier", keywords=["x"])])
+def test_tier_name_as_model_pins_the_tier_when_allowed(
+    make_table: Table, make_chat: Chat, model: str
+) -> None:
+    t = make_table(allowTierPinning=True, rules=[rule("all", "frontier", keywords=["x"])])
     d = choose_tier(t, make_chat("x", model=model))
     assert (d.tier, d.rule) == (model, "model-pin")
+
+
+@pytest.mark.parametrize("model", ["small", "mid", "frontier"])
+def test_tier_name_is_an_unknown_model_without_pinning(
+    make_table: Table, make_chat: Chat, model: str
+) -> None:
+    t = make_table(models=["auto", "chat"], rules=[rule("all", "frontier", keywords=["x"])])
+    with pytest.raises(UnknownModelError) as err:
+        choose_tier(t, make_chat("x", model=model))
+    assert err.value.status == 404
+    assert str(err.value).endswith("use one of: auto, chat")  # the aliases, no tier name
 
 
 @pytest.mark.parametrize("model", ["gpt-5", "", "AUTO", "modèle"])
