@@ -7,8 +7,9 @@ every background task (load scraping, table watching) with it. No globals.
 
 Endpoints: ``POST /v1/chat/completions`` and ``/v1/completions`` (routed and proxied),
 ``GET /v1/models`` (the policy's model aliases), ``/healthz`` (the process is up),
-``/readyz`` (a table is installed, some tier has a healthy replica, not shutting down;
-the body names the table's version and the policy document's),
+``/readyz`` (a table is installed and the router is not shutting down, even with every
+replica down or scaled to zero: it holds requests for a tier at zero, which is what wakes
+it; the body names the table's version, the policy document's and the healthy replicas),
 ``/metrics`` (Prometheus text).
 
 Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.fallback
@@ -288,15 +289,27 @@ class RouterApp:
         writer.send(200, JSON, b'{"status":"ok"}')
 
     async def _readyz(self, request: Request, writer: ResponseWriter) -> None:
+        """Ready once a table is installed, until shutdown. Not "some replica is healthy":
+        a router whose tiers are all scaled to zero must stay behind its Service, or the
+        request that would wake them could never arrive (it holds such requests and the
+        operator reads that demand); with no usable tier it answers 503 itself, fast."""
         snap = self.proxy.snapshot
-        ready = (
-            not self.shutting_down
-            and snap is not None
-            and any(load.healthy for loads in snap.loads.values() for load in loads)
+        ready = not self.shutting_down and snap is not None
+        healthy = (
+            sum(1 for loads in snap.loads.values() for load in loads if load.healthy)
+            if snap is not None
+            else 0
         )
         version = snap.table.version if snap is not None else ""
         policy = snap.table.policy_version if snap is not None else ""
-        body = orjson.dumps({"ready": ready, "tableVersion": version, "policyVersion": policy})
+        body = orjson.dumps(
+            {
+                "ready": ready,
+                "tableVersion": version,
+                "policyVersion": policy,
+                "healthyReplicas": healthy,
+            }
+        )
         writer.send(200 if ready else 503, JSON, body)
 
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:

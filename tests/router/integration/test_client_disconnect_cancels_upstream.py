@@ -42,7 +42,10 @@ def test_stream_disconnect_stops_the_engine(slow: tuple[RouterProcess, str]) -> 
         ) as response,
     ):
         assert response.status_code == 200
-        first = next(response.iter_lines())
+        # Keep the iterator: a discarded one is closed at once, and httpcore closes the
+        # connection on its GeneratorExit (the disconnect would happen before the check).
+        lines = response.iter_lines()
+        first = next(lines)
         assert first.startswith("data: ")
         assert httpx.get(engine + "/sim/state").json()["running"] == 1
     # the client closed mid-stream: the engine's request must end long before its 3 s

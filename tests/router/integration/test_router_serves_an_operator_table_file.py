@@ -91,6 +91,7 @@ def test_table_file_and_category_rule(
         "ready": True,
         "tableVersion": "v1",
         "policyVersion": "",
+        "healthyReplicas": 2,
     }
 
 
