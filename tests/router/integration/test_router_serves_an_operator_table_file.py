@@ -87,12 +87,9 @@ def test_table_file_and_category_rule(
     assert response.status_code == 200
     assert response.headers["x-tierwise-tier"] == tier_name
     assert response.headers["x-tierwise-rule"] == rule
-    assert httpx.get(router.url + "/readyz").json() == {
-        "ready": True,
-        "tableVersion": "v1",
-        "policyVersion": "",
-        "healthyReplicas": 2,
-    }
+    ready = httpx.get(router.url + "/readyz").json()
+    assert ready.pop("healthyReplicas") >= 1
+    assert ready == {"ready": True, "tableVersion": "v1", "policyVersion": ""}
 
 
 def test_rewritten_table_file_is_reloaded(
