@@ -41,6 +41,7 @@ from tierwise.local.resources import CRD_RESOURCE, NAMESPACE_RESOURCE
 if TYPE_CHECKING:
     import kubernetes.client
 
+    from tierwise.local.endpointslice_controller import EndpointSliceController
     from tierwise.local.workloads import DeploymentController, WorkloadBackend
 
 T = TypeVar("T")
@@ -65,11 +66,15 @@ class EmulatedCluster:
     def __init__(self, *, workloads: WorkloadBackend | None = None,
                  namespaces: Iterable[str] = ("default",), port: int = 0,
                  bookmark_interval: float = 1.0,
-                 kubeconfig_path: str | pathlib.Path | None = None) -> None:
+                 kubeconfig_path: str | pathlib.Path | None = None,
+                 endpoint_slices: bool | None = None) -> None:
         self.backend = workloads
         self.namespaces = tuple(namespaces)
         self.server = EmulatedApiServer(bookmark_interval=bookmark_interval)
         self.controller: DeploymentController | None = None
+        self.endpoint_slices: EndpointSliceController | None = None
+        self._run_endpoint_slices = (workloads is not None if endpoint_slices is None
+                                     else endpoint_slices)
         self._port = port
         self._requested_kubeconfig = kubeconfig_path
         self._tmpdir: str | None = None
@@ -171,8 +176,15 @@ class EmulatedCluster:
             from tierwise.local.workloads import DeploymentController
             self.controller = DeploymentController(self.server, self.backend)
             await self.controller.start()
+        if self._run_endpoint_slices:
+            from tierwise.local.endpointslice_controller import EndpointSliceController
+            self.endpoint_slices = EndpointSliceController(self.server)
+            await self.endpoint_slices.start()
 
     async def _stop(self) -> None:
+        if self.endpoint_slices is not None:
+            await self.endpoint_slices.stop()
+            self.endpoint_slices = None
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None
