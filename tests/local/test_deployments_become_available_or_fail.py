@@ -123,7 +123,9 @@ def test_deleting_a_deployment_deletes_its_pods(
     wait_for(lambda: available(apps, "engine", 2))
     apps.delete_namespaced_deployment("engine", "default")
     with running.api_client() as client:
-        assert kubernetes.client.CoreV1Api(client).list_namespaced_pod("default").items == []
+        core = kubernetes.client.CoreV1Api(client)
+        # Garbage collection deletes the pods gracefully: terminating first, then gone.
+        wait_for(lambda: core.list_namespaced_pod("default").items == [], message="pods gone")
 
 
 def test_process_backend_runs_one_process_per_pod() -> None:

@@ -67,7 +67,8 @@ class EmulatedCluster:
                  namespaces: Iterable[str] = ("default",), port: int = 0,
                  bookmark_interval: float = 1.0,
                  kubeconfig_path: str | pathlib.Path | None = None,
-                 endpoint_slices: bool | None = None) -> None:
+                 endpoint_slices: bool | None = None,
+                 max_termination_grace: float = 5.0) -> None:
         self.backend = workloads
         self.namespaces = tuple(namespaces)
         self.server = EmulatedApiServer(bookmark_interval=bookmark_interval)
@@ -75,6 +76,7 @@ class EmulatedCluster:
         self.endpoint_slices: EndpointSliceController | None = None
         self._run_endpoint_slices = (workloads is not None if endpoint_slices is None
                                      else endpoint_slices)
+        self.max_termination_grace = max_termination_grace
         self._port = port
         self._requested_kubeconfig = kubeconfig_path
         self._tmpdir: str | None = None
@@ -174,7 +176,8 @@ class EmulatedCluster:
         self._write_kubeconfig()
         if self.backend is not None:
             from tierwise.local.workloads import DeploymentController
-            self.controller = DeploymentController(self.server, self.backend)
+            self.controller = DeploymentController(
+                self.server, self.backend, max_termination_grace=self.max_termination_grace)
             await self.controller.start()
         if self._run_endpoint_slices:
             from tierwise.local.endpointslice_controller import EndpointSliceController

@@ -154,14 +154,14 @@ class SimWorkloadBackend:
             return await self.fakes.state(pod)
         return await self.processes.state(pod)
 
-    async def stop(self, pod: PodInfo) -> None:
+    async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
         key = (pod.namespace, pod.name)
         if key in self._fake_pods:
             self._fake_pods.discard(key)
-            await self.fakes.stop(pod)
+            await self.fakes.stop(pod, grace)
             return
         self.specs.pop(key, None)
-        await self.processes.stop(pod)
+        await self.processes.stop(pod, grace)
 
     async def aclose(self) -> None:
         await self.processes.aclose()
