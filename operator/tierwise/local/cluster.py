@@ -27,7 +27,7 @@ import pathlib
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import kubernetes.client
 
     from tierwise.local.endpointslice_controller import EndpointSliceController
+    from tierwise.local.serviceproxy import ServiceProxy
     from tierwise.local.workloads import DeploymentController, WorkloadBackend
 
 T = TypeVar("T")
@@ -77,6 +78,7 @@ class EmulatedCluster:
         self._run_endpoint_slices = (workloads is not None if endpoint_slices is None
                                      else endpoint_slices)
         self.max_termination_grace = max_termination_grace
+        self._proxy: ServiceProxy | None = None
         self._port = port
         self._requested_kubeconfig = kubeconfig_path
         self._tmpdir: str | None = None
@@ -185,6 +187,9 @@ class EmulatedCluster:
             await self.endpoint_slices.start()
 
     async def _stop(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
         if self.endpoint_slices is not None:
             await self.endpoint_slices.stop()
             self.endpoint_slices = None
@@ -216,6 +221,30 @@ class EmulatedCluster:
                    body: Mapping[str, Any]) -> dict[str, Any]:
         """Create an object directly in the store; only from the cluster's own loop."""
         return self.server.store.create(kmock.resource(resource), namespace, body)
+
+    def service_url(self, namespace: str, name: str, port: int | str | None = None) -> str:
+        """``http://127.0.0.1:N``, reaching the Service's ready endpoints (a kube-proxy
+        stand-in, :mod:`tierwise.local.serviceproxy`): stable for the cluster's life, each
+        connection to one endpoint, round robin. ``port``: the Service port's number or
+        name (default: its first port; a name works before the Service exists).
+        """
+        from tierwise.local.serviceproxy import ServiceProxy
+
+        def listen() -> int:
+            if self._proxy is None:
+                self._proxy = ServiceProxy(self.server.store)
+            return self._proxy.listen(namespace, name, port)
+
+        return f"http://127.0.0.1:{self._on_loop(listen)}"
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the cluster's loop: directly from it, else through :meth:`call`."""
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            async def run() -> T:
+                return fn()
+            return self.call(run())
+        self.loop  # noqa: B018  # raises when the cluster is not running
+        return fn()
 
     def api_client(self) -> kubernetes.client.ApiClient:
         """A ``kubernetes`` ApiClient for this cluster; close it (``with``) when done."""
