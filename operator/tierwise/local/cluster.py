@@ -177,6 +177,9 @@ class EmulatedCluster:
             self.create_now(NAMESPACE_RESOURCE, None, {"metadata": {"name": namespace}})
         self._write_kubeconfig()
         if self.backend is not None:
+            from tierwise.local.workloads import ClusterAware, ClusterHandle
+            if isinstance(self.backend, ClusterAware):
+                self.backend.bind(ClusterHandle(self.server.store, self.kubeconfig_path, self.url))
             from tierwise.local.workloads import DeploymentController
             self.controller = DeploymentController(
                 self.server, self.backend, max_termination_grace=self.max_termination_grace)

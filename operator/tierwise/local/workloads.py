@@ -27,16 +27,17 @@ import contextlib
 import copy
 import hashlib
 import json
+import pathlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import kmock
 
 from tierwise.local.emulator import EmulatedApiServer
-from tierwise.local.store import now_rfc3339
+from tierwise.local.store import ObjectStore, now_rfc3339
 from tierwise.local.termination import PODS as PODS  # re-exported: callers use it from here
 from tierwise.local.termination import PodTerminator, deletion_grace
 
@@ -88,6 +89,25 @@ class WorkloadBackend(Protocol):
         """Stop the pod: SIGTERM, SIGKILL after ``grace`` s (None: the backend's default)."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    """What a backend that reads the cluster gets (a kubelet reads ConfigMaps, Secrets, pods).
+
+    Its methods run on the cluster's loop, where reading ``store`` directly is safe.
+    """
+
+    store: ObjectStore
+    kubeconfig_path: pathlib.Path
+    url: str
+
+
+@runtime_checkable
+class ClusterAware(Protocol):
+    """A backend that needs the cluster: :class:`EmulatedCluster` binds it when it starts."""
+
+    def bind(self, cluster: ClusterHandle) -> None: ...
 
 
 class FakeBackend:
