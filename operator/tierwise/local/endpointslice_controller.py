@@ -129,12 +129,23 @@ class EndpointSliceController:
             self._dirty.update(self._selecting(namespace, pod_changes))
 
     def _selecting(self, namespace: str, changes: list[Change]) -> set[ServiceRef]:
-        """The Services of ``namespace`` that select a changed pod before or after."""
+        """The Services of ``namespace`` that select a changed pod before or after.
+
+        Changes are indexed by label pair, so each Service looks only at the changed pods
+        carrying its selector's first pair: O(Services + changes), not their product.
+        """
+        by_pair: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for change in changes:
+            for pod in (change.object, change.old):
+                for pair in (((pod or {}).get("metadata") or {}).get("labels") or {}).items():
+                    by_pair.setdefault(pair, []).append(pod or {})
         out: set[ServiceRef] = set()
         for _, service in self.server.store.iter_objects(SERVICES, namespace):
             selector = selector_of(service)
-            if selector and any(selects(selector, c.object) or selects(selector, c.old)
-                                for c in changes):
+            if not selector:
+                continue
+            first = min(selector.items())
+            if any(selects(selector, pod) for pod in by_pair.get(first, ())):
                 out.add((namespace, str(service["metadata"]["name"])))
         return out
 
@@ -153,8 +164,8 @@ class EndpointSliceController:
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)]))
             return
         selector = selector_of(service)
-        first = next(iter(sorted(selector.items())), None)
-        pods = [] if first is None else list(store.iter_labelled(PODS, namespace, first))
+        pods = list(store.iter_labelled(PODS, namespace, min(selector.items()))) if selector \
+            else []
         plan = plan_slices(service, pods, slices,
                            taken=[str(s["metadata"]["name"]) for s in slices],
                            max_endpoints=self.max_endpoints)
