@@ -19,17 +19,6 @@ MERGE = "application/merge-patch+json"
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def running(fake: FakeBackend) -> Iterator[EmulatedCluster]:
-    with EmulatedCluster(workloads=fake) as cluster:
-        yield cluster
-
-
-@pytest.fixture
 def apps(running: EmulatedCluster) -> Iterator[kubernetes.client.AppsV1Api]:
     with running.api_client() as client:
         yield kubernetes.client.AppsV1Api(client)

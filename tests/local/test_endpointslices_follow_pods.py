@@ -23,17 +23,6 @@ MERGE = "application/merge-patch+json"
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def running(fake: FakeBackend) -> Iterator[EmulatedCluster]:
-    with EmulatedCluster(workloads=fake) as cluster:
-        yield cluster
-
-
-@pytest.fixture
 def api(running: EmulatedCluster) -> Iterator[kubernetes.client.ApiClient]:
     with running.api_client() as client:
         yield client
