@@ -88,7 +88,7 @@ def only_pod(core: kubernetes.client.CoreV1Api) -> Any:
 def http_server() -> Iterator[EmulatedCluster]:
     backend = ProcessBackend([sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"],
                              health_path="/")
-    with EmulatedCluster(workloads=backend, max_termination_grace=4) as cluster:
+    with EmulatedCluster(workloads=backend, max_termination_grace=6) as cluster:
         yield cluster
 
 
@@ -101,7 +101,7 @@ def test_a_scaled_down_pod_keeps_serving_through_its_pre_stop_then_goes(
             "metadata": {"name": "web"},
             "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80,
                                                             "targetPort": "http"}]}})
-        apps.create_namespaced_deployment("default", web("web", pre_stop=2))
+        apps.create_namespaced_deployment("default", web("web", pre_stop=5))
         pod = wait_for(lambda: (p := only_pod(core)) and p.status and
                        any(c.type == "Ready" and c.status == "True"
                            for c in p.status.conditions or []) and p, timeout=20)

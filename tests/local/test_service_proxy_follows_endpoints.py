@@ -99,9 +99,10 @@ def test_the_service_url_follows_pods_through_rollout_and_scale() -> None:
                     for p in core.list_namespaced_pod("default").items
                     if not p.metadata.deletion_timestamp}
 
-        wait_for(lambda: len(ports()) == 2 and all(whoami(url) for _ in range(2)), timeout=20)
+        # Round robin: once both pods are ready, four connections reach both of them.
+        wait_for(lambda: len(now := ports()) == 2 and {whoami(url) for _ in range(4)} == now,
+                 timeout=20, message="both pods answer")
         first = ports()
-        assert {whoami(url) for _ in range(4)} == first  # round robin over both pods
 
         patch = {"spec": {"template": {"metadata": {"labels": {"app": "web", "v": "2"}}}}}
         apps.patch_namespaced_deployment("web", "default", patch, _content_type=MERGE)
