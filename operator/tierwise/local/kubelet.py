@@ -133,9 +133,6 @@ class TierwisePodBackend:
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tierwise-kubelet-"))
 
-    def handles(self, pod: PodInfo) -> bool:
-        return tierwise_container(pod.template) is not None
-
     def pod_folder(self, namespace: str, name: str) -> Path:
         """Where a pod's volumes (``volumes/``), fake root (``root/``) and log live."""
         return self._pods[(namespace, name)].folder
