@@ -10,12 +10,25 @@ import pytest
 
 from tierwise.local.cluster import EmulatedCluster
 from tierwise.local.testing import model_deployment_crd
+from tierwise.local.workloads import FakeBackend
 
 
 @pytest.fixture
 def cluster() -> Iterator[EmulatedCluster]:
     with EmulatedCluster(bookmark_interval=0.2) as running:
         yield running
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def running(fake: FakeBackend) -> Iterator[EmulatedCluster]:
+    """A cluster whose Deployments get instant fake pods (and EndpointSlices)."""
+    with EmulatedCluster(workloads=fake) as cluster:
+        yield cluster
 
 
 @pytest.fixture

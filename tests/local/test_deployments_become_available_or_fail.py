@@ -19,17 +19,6 @@ MERGE = "application/merge-patch+json"
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def running(fake: FakeBackend) -> Iterator[EmulatedCluster]:
-    with EmulatedCluster(workloads=fake) as cluster:
-        yield cluster
-
-
-@pytest.fixture
 def apps(running: EmulatedCluster) -> Iterator[kubernetes.client.AppsV1Api]:
     with running.api_client() as client:
         yield kubernetes.client.AppsV1Api(client)
@@ -123,7 +112,9 @@ def test_deleting_a_deployment_deletes_its_pods(
     wait_for(lambda: available(apps, "engine", 2))
     apps.delete_namespaced_deployment("engine", "default")
     with running.api_client() as client:
-        assert kubernetes.client.CoreV1Api(client).list_namespaced_pod("default").items == []
+        core = kubernetes.client.CoreV1Api(client)
+        # Garbage collection deletes the pods gracefully: terminating first, then gone.
+        wait_for(lambda: core.list_namespaced_pod("default").items == [], message="pods gone")
 
 
 def test_process_backend_runs_one_process_per_pod() -> None:

@@ -27,7 +27,7 @@ import pathlib
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -41,6 +41,8 @@ from tierwise.local.resources import CRD_RESOURCE, NAMESPACE_RESOURCE
 if TYPE_CHECKING:
     import kubernetes.client
 
+    from tierwise.local.endpointslice_controller import EndpointSliceController
+    from tierwise.local.serviceproxy import ServiceProxy
     from tierwise.local.workloads import DeploymentController, WorkloadBackend
 
 T = TypeVar("T")
@@ -65,11 +67,18 @@ class EmulatedCluster:
     def __init__(self, *, workloads: WorkloadBackend | None = None,
                  namespaces: Iterable[str] = ("default",), port: int = 0,
                  bookmark_interval: float = 1.0,
-                 kubeconfig_path: str | pathlib.Path | None = None) -> None:
+                 kubeconfig_path: str | pathlib.Path | None = None,
+                 endpoint_slices: bool | None = None,
+                 max_termination_grace: float = 5.0) -> None:
         self.backend = workloads
         self.namespaces = tuple(namespaces)
         self.server = EmulatedApiServer(bookmark_interval=bookmark_interval)
         self.controller: DeploymentController | None = None
+        self.endpoint_slices: EndpointSliceController | None = None
+        self._run_endpoint_slices = (workloads is not None if endpoint_slices is None
+                                     else endpoint_slices)
+        self.max_termination_grace = max_termination_grace
+        self._proxy: ServiceProxy | None = None
         self._port = port
         self._requested_kubeconfig = kubeconfig_path
         self._tmpdir: str | None = None
@@ -168,11 +177,25 @@ class EmulatedCluster:
             self.create_now(NAMESPACE_RESOURCE, None, {"metadata": {"name": namespace}})
         self._write_kubeconfig()
         if self.backend is not None:
+            from tierwise.local.workloads import ClusterAware, ClusterHandle
+            if isinstance(self.backend, ClusterAware):
+                self.backend.bind(ClusterHandle(self.server.store, self.kubeconfig_path, self.url))
             from tierwise.local.workloads import DeploymentController
-            self.controller = DeploymentController(self.server, self.backend)
+            self.controller = DeploymentController(
+                self.server, self.backend, max_termination_grace=self.max_termination_grace)
             await self.controller.start()
+        if self._run_endpoint_slices:
+            from tierwise.local.endpointslice_controller import EndpointSliceController
+            self.endpoint_slices = EndpointSliceController(self.server)
+            await self.endpoint_slices.start()
 
     async def _stop(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
+        if self.endpoint_slices is not None:
+            await self.endpoint_slices.stop()
+            self.endpoint_slices = None
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None
@@ -201,6 +224,30 @@ class EmulatedCluster:
                    body: Mapping[str, Any]) -> dict[str, Any]:
         """Create an object directly in the store; only from the cluster's own loop."""
         return self.server.store.create(kmock.resource(resource), namespace, body)
+
+    def service_url(self, namespace: str, name: str, port: int | str | None = None) -> str:
+        """``http://127.0.0.1:N``, reaching the Service's ready endpoints (a kube-proxy
+        stand-in, :mod:`tierwise.local.serviceproxy`): stable for the cluster's life, each
+        connection to one endpoint, round robin. ``port``: the Service port's number or
+        name (default: its first port; a name works before the Service exists).
+        """
+        from tierwise.local.serviceproxy import ServiceProxy
+
+        def listen() -> int:
+            if self._proxy is None:
+                self._proxy = ServiceProxy(self.server.store)
+            return self._proxy.listen(namespace, name, port)
+
+        return f"http://127.0.0.1:{self._on_loop(listen)}"
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the cluster's loop: directly from it, else through :meth:`call`."""
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            async def run() -> T:
+                return fn()
+            return self.call(run())
+        self.loop  # noqa: B018  # raises when the cluster is not running
+        return fn()
 
     def api_client(self) -> kubernetes.client.ApiClient:
         """A ``kubernetes`` ApiClient for this cluster; close it (``with``) when done."""

@@ -33,6 +33,7 @@ import contextlib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -270,11 +271,14 @@ def _drive(run: _Running, options: DemoOptions, emit: Emit) -> DemoSummary:
 
 
 def run_demo(options: DemoOptions, emit: Emit,
-             on_summary: Callable[[DemoSummary], None] | None = None) -> DemoSummary:
+             on_summary: Callable[[DemoSummary], None] | None = None,
+             interrupted: threading.Event | None = None) -> DemoSummary:
     """Run the demo end to end; everything is stopped before this returns or raises.
 
     ``on_summary`` is called with the summary while everything is still up (the
-    ``--keep-running`` wait happens after it).
+    ``--keep-running`` wait happens after it). ``interrupted``, once set, ends that wait
+    with KeyboardInterrupt: the signal handler's own KeyboardInterrupt is lost when it
+    fires while the main thread runs a ``__del__`` (the garbage collector).
     """
     manifests = load_manifests(options.manifests)
     with contextlib.ExitStack() as stack:
@@ -297,13 +301,13 @@ def run_demo(options: DemoOptions, emit: Emit,
         if on_summary is not None:
             on_summary(summary)
         if options.keep_running:
-            _keep_running(run, options, operator, emit)
+            _keep_running(run, options, operator, emit, interrupted or threading.Event())
         return summary
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
 
 def _keep_running(run: _Running, options: DemoOptions, operator: ChildProcess,
-                  emit: Emit) -> None:
+                  emit: Emit, interrupted: threading.Event) -> None:
     """Stay up until Ctrl-C, refreshing the router's endpoint file as pods change."""
     emit("")
     emit("Still running (Ctrl-C stops everything):")
@@ -322,4 +326,5 @@ def _keep_running(run: _Running, options: DemoOptions, operator: ChildProcess,
         if current != run.endpoints:
             run.endpoints = current
             path.write_text(endpoints_yaml(current))  # the router polls the file
-        time.sleep(2.0)
+        if interrupted.wait(2.0):
+            raise KeyboardInterrupt

@@ -13,6 +13,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -52,10 +53,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     options = DemoOptions(requests=args.requests, seed=args.seed, keep_running=args.keep_running,
                           manifests=args.manifests, concurrency=args.concurrency)
@@ -72,9 +69,16 @@ def run(args: argparse.Namespace) -> int:
             for line in format_summary(summary):
                 print(line, flush=True)
 
-    previous: Any = signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = threading.Event()
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        interrupted.set()  # in case the exception below lands in a __del__ and is lost
+        raise KeyboardInterrupt
+
+    previous: Any = signal.signal(signal.SIGTERM, interrupt)
+    previous_int: Any = signal.signal(signal.SIGINT, interrupt)
     try:
-        summary = run_demo(options, emit, on_summary=show)
+        summary = run_demo(options, emit, on_summary=show, interrupted=interrupted)
     except DemoError as exc:
         print(f"tierwise demo: failed: {exc}", file=sys.stderr)
         return 1
@@ -83,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     if summary.failed:
         print(f"tierwise demo: {summary.failed} of {summary.requests} requests failed",
               file=sys.stderr)

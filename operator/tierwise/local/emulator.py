@@ -95,6 +95,15 @@ def _dry_run(request: kmock.Request) -> bool:
     return request.params.get("dryRun") == "All"
 
 
+def _grace_period(request: kmock.Request, options: Mapping[str, Any]) -> int | None:
+    """``gracePeriodSeconds`` of a DELETE (query or DeleteOptions); None when not given."""
+    value = request.params.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError) as e:
+        raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {value!r}") from e
+
+
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesEmulator):
     """A kmock emulator that behaves like a Kubernetes API server (see module docs)."""
@@ -304,13 +313,15 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         options = request.data if isinstance(request.data, Mapping) else {}
         propagation = request.params.get("propagationPolicy") or options.get("propagationPolicy")
         dry_run = _dry_run(request) or "All" in (options.get("dryRun") or [])
+        grace = _grace_period(request, options)
         names = [name] if name is not None else [
             obj["metadata"]["name"] for obj in self._list(spec, request)["items"]]
         deleted: list[Any] = []
         for each in names:
             self._check_preconditions(spec, request, each, options)
             obj, gone = self.store.delete(spec.resource, request.namespace, each,
-                                          propagation=propagation, dry_run=dry_run)
+                                          propagation=propagation, dry_run=dry_run,
+                                          grace_period=grace)
             if gone and spec.resource == CRD_RESOURCE:
                 for crd_spec in specs_from_crd(obj):
                     self.unregister(crd_spec)

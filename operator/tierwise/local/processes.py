@@ -35,6 +35,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+async def kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL and reap."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
+
+
 @dataclass
 class _Running:
     process: asyncio.subprocess.Process
@@ -88,7 +95,8 @@ class ProcessBackend:
             healthy = False
         return PodState(PodHealth.READY if healthy else PodHealth.STARTING)
 
-    async def stop(self, pod: PodInfo) -> None:
+    async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (None: ``stop_timeout``)."""
         running = self._running.pop((pod.namespace, pod.name), None)
         if running is None or running.process.returncode is not None:
             if running is not None:
@@ -96,11 +104,13 @@ class ProcessBackend:
             return
         running.process.terminate()
         try:
-            await asyncio.wait_for(running.process.wait(), self.stop_timeout)
+            await asyncio.wait_for(running.process.wait(),
+                                   self.stop_timeout if grace is None else grace)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                running.process.kill()
-            await running.process.wait()
+            await kill(running.process)
+        except asyncio.CancelledError:  # the cluster is stopping: never leave the process behind
+            await kill(running.process)
+            raise
 
     async def aclose(self) -> None:
         for namespace, name in list(self._running):

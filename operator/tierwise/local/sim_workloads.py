@@ -12,9 +12,11 @@ router's end-to-end tests and anyone who wants a cluster that really answers Ope
 requests use it.
 
 The latency profile is not in the pod: the caller maps ModelDeployment names to a
-simulator profile (``{"small-llm": "small"}``); others get ``default_profile``. Pods that
-are not engine pods (a router, anything else) get instant fake pods, as with
-:class:`~tierwise.local.workloads.FakeBackend`, so one cluster can hold both.
+simulator profile (``{"small-llm": "small"}``); others get ``default_profile``. Pods whose
+container runs Tierwise's own entry point (``command: [tierwise, ...]``, the router) run as
+real ``tierwise`` processes through :class:`~tierwise.local.kubelet.TierwisePodBackend`
+(unless ``tierwise_pods=False``); anything else gets instant fake pods, as with
+:class:`~tierwise.local.workloads.FakeBackend`, so one cluster holds all three.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tierwise.local.kubelet import TierwisePodBackend
 from tierwise.local.processes import ProcessBackend
-from tierwise.local.workloads import FakeBackend, PodEndpoint, PodInfo, PodState
+from tierwise.local.workloads import ClusterHandle, FakeBackend, PodEndpoint, PodInfo, PodState
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL
 from tierwise.sim.config import EngineKind
 from tierwise.sim.latency import Profile
@@ -112,7 +115,7 @@ def sim_command(spec: SimPodSpec, port: int, *, host: str = "127.0.0.1") -> list
 
 
 class SimWorkloadBackend:
-    """Engine pods become simulator processes; other pods are instant fakes."""
+    """Engine pods become simulators, Tierwise pods real processes, the rest instant fakes."""
 
     def __init__(
         self,
@@ -121,6 +124,7 @@ class SimWorkloadBackend:
         default_profile: str = Profile.MID,
         host: str = "127.0.0.1",
         stop_timeout: float = 5.0,
+        tierwise_pods: bool = True,
     ) -> None:
         self.profiles = dict(profiles or {})
         self.default_profile = Profile(default_profile)
@@ -130,8 +134,18 @@ class SimWorkloadBackend:
             self._command, host=host, stop_timeout=stop_timeout, health_path=DEFAULT_HEALTH_PATH
         )
         self.fakes = FakeBackend()
+        self.tierwise = TierwisePodBackend(others=self.fakes) if tierwise_pods else None
+        """Runs Tierwise's own pods (routers); it hands the pods it does not run to ``fakes``."""
         self.specs: dict[tuple[str, str], SimPodSpec] = {}
         self._fake_pods: set[tuple[str, str]] = set()
+
+    def bind(self, cluster: ClusterHandle) -> None:
+        if self.tierwise is not None:
+            self.tierwise.bind(cluster)
+
+    @property
+    def _others(self) -> FakeBackend | TierwisePodBackend:
+        return self.tierwise if self.tierwise is not None else self.fakes
 
     def spec_for(self, pod: PodInfo) -> SimPodSpec | None:
         return sim_pod_spec(pod, self.profiles, default_profile=self.default_profile)
@@ -145,26 +159,26 @@ class SimWorkloadBackend:
         spec = self.spec_for(pod)
         if spec is None:
             self._fake_pods.add(key)
-            return await self.fakes.start(pod)
+            return await self._others.start(pod)
         self.specs[key] = spec
         return await self.processes.start(pod)
 
     async def state(self, pod: PodInfo) -> PodState:
         if (pod.namespace, pod.name) in self._fake_pods:
-            return await self.fakes.state(pod)
+            return await self._others.state(pod)
         return await self.processes.state(pod)
 
-    async def stop(self, pod: PodInfo) -> None:
+    async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
         key = (pod.namespace, pod.name)
         if key in self._fake_pods:
             self._fake_pods.discard(key)
-            await self.fakes.stop(pod)
+            await self._others.stop(pod, grace)
             return
         self.specs.pop(key, None)
-        await self.processes.stop(pod)
+        await self.processes.stop(pod, grace)
 
     async def aclose(self) -> None:
         await self.processes.aclose()
-        await self.fakes.aclose()
+        await self._others.aclose()  # the Tierwise backend closes the fakes it hands pods to
         self.specs.clear()
         self._fake_pods.clear()

@@ -46,8 +46,9 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(after: float = 0) -> str:
+    moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=after)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def clone(value: Any) -> Any:
@@ -104,6 +105,10 @@ class ObjectStore:
         """The current (not deleted) objects per resource, by (namespace, name)."""
         self._labels: dict[ResourceKey, dict[tuple[str, str], dict[Address, None]]] = {}
         """Per resource: (label key, value) → the addresses of live objects carrying it."""
+        self.pod_grace: Callable[[Obj, int | None], int] | None = None
+        """Set while a kubelet runs: a pod's grace period for a DELETE (with the requested
+        ``gracePeriodSeconds``); a pod deleted with a grace stays, terminating, until the
+        kubelet deletes it again with 0. None: pods go at once, as other objects."""
 
     # -- resources ---------------------------------------------------------------------------
     def spec_for(self, resource: kmock.resource) -> ResourceSpec:
@@ -296,7 +301,8 @@ class ObjectStore:
         if _comparable(obj) == _comparable(old) or dry_run:
             return _copy(obj)  # a no-op write keeps the resourceVersion
         meta = obj["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") \
+                and not meta.get("deletionGracePeriodSeconds"):  # a terminating pod stays
             return self._remove(spec, key, obj)
         meta["resourceVersion"] = str(self.log.next_version())
         self._store(spec, key, obj)
@@ -330,7 +336,8 @@ class ObjectStore:
 
     # -- deleting ----------------------------------------------------------------------------
     def delete(self, resource: kmock.resource, namespace: str | None, name: str, *,
-               propagation: str | None = None, dry_run: bool = False) -> tuple[Obj, bool]:
+               propagation: str | None = None, dry_run: bool = False,
+               grace_period: int | None = None) -> tuple[Obj, bool]:
         """Delete or mark for deletion; returns the object and whether it is gone."""
         spec = self.spec_for(resource)
         key = self._key(spec, namespace, name)
@@ -339,15 +346,23 @@ class ObjectStore:
             raise errors.not_found(spec.plural, name)
         if dry_run:
             return _copy(old), False
-        if old["metadata"].get("finalizers"):
-            if old["metadata"].get("deletionTimestamp"):
-                return _copy(old), False
-            obj = _copy(old)
-            obj["metadata"].update(deletionTimestamp=now_rfc3339(), deletionGracePeriodSeconds=0)
-            return self._commit(spec, key, old, obj, dry_run=False), False
+        graceful = self.pod_grace is not None and spec.kind == "Pod" and not spec.group
+        grace = self.pod_grace(old, grace_period) if self.pod_grace and graceful else 0
+        if grace > 0 or old["metadata"].get("finalizers"):
+            return self._mark_deleted(spec, key, old, grace), False
         if propagation == "Orphan":
             self._orphan_dependents(old["metadata"]["uid"])
         return self._remove(spec, key), True
+
+    def _mark_deleted(self, spec: ResourceSpec, key: Key, old: Obj, grace: int) -> Obj:
+        """Set ``deletionTimestamp`` (now + grace); a later delete may only shorten it."""
+        current = old["metadata"].get("deletionGracePeriodSeconds")
+        if old["metadata"].get("deletionTimestamp") and current is not None and current <= grace:
+            return _copy(old)
+        obj = _copy(old)
+        obj["metadata"].update(deletionTimestamp=now_rfc3339(after=grace),
+                               deletionGracePeriodSeconds=grace)
+        return self._commit(spec, key, old, obj, dry_run=False)
 
     def _remove(self, spec: ResourceSpec, key: Key, last: Obj | None = None) -> Obj:
         current = last if last is not None else self._current(spec, key)

@@ -27,19 +27,21 @@ import contextlib
 import copy
 import hashlib
 import json
+import pathlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import kmock
 
 from tierwise.local.emulator import EmulatedApiServer
-from tierwise.local.store import now_rfc3339
+from tierwise.local.store import ObjectStore, now_rfc3339
+from tierwise.local.termination import PODS as PODS  # re-exported: callers use it from here
+from tierwise.local.termination import PodTerminator, deletion_grace
 
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
-PODS = kmock.resource("", "v1", "pods")
 _DEPLOYMENTS_KEY = ("apps", "v1", "deployments")
 _PODS_KEY = ("", "v1", "pods")
 HEALTH_ANNOTATION = "local.tierwise.dev/health"
@@ -83,9 +85,29 @@ class WorkloadBackend(Protocol):
 
     async def state(self, pod: PodInfo) -> PodState: ...
 
-    async def stop(self, pod: PodInfo) -> None: ...
+    async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
+        """Stop the pod: SIGTERM, SIGKILL after ``grace`` s (None: the backend's default)."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    """What a backend that reads the cluster gets (a kubelet reads ConfigMaps, Secrets, pods).
+
+    Its methods run on the cluster's loop, where reading ``store`` directly is safe.
+    """
+
+    store: ObjectStore
+    kubeconfig_path: pathlib.Path
+    url: str
+
+
+@runtime_checkable
+class ClusterAware(Protocol):
+    """A backend that needs the cluster: :class:`EmulatedCluster` binds it when it starts."""
+
+    def bind(self, cluster: ClusterHandle) -> None: ...
 
 
 class FakeBackend:
@@ -109,7 +131,7 @@ class FakeBackend:
             return PodState(health, "CrashLoopBackOff", "back-off restarting failed container")
         return PodState(health)
 
-    async def stop(self, pod: PodInfo) -> None:
+    async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
         return None
 
     async def aclose(self) -> None:
@@ -195,30 +217,48 @@ class DeploymentController:
     catches what the log cannot show (a backend's pods becoming ready, a test marking
     a Deployment). Full passes run every ``resync`` seconds, but never more often than
     ten times their own duration, so that 500 Deployments cost at most ~10% of a core.
+
+    It also plays kubelet's part in pod deletion (:mod:`tierwise.local.termination`): with
+    ``max_termination_grace`` > 0 a deleted pod stays terminating while its process runs
+    out its preStop hook and grace (capped), then goes; with 0 it goes at once.
     """
 
     def __init__(self, server: EmulatedApiServer, backend: WorkloadBackend, *,
-                 resync: float = 0.1) -> None:
+                 resync: float = 0.1, max_termination_grace: float = 5.0) -> None:
         self.server = server
         self.backend = backend
         self.resync = resync
+        self.max_termination_grace = max_termination_grace
+        self.terminator = PodTerminator(server.store, self._stop_pod,
+                                        max_grace=max_termination_grace)
         self._pods: dict[str, tuple[PodInfo, PodEndpoint]] = {}  # by pod uid
         self._task: asyncio.Task[None] | None = None
         self._position = 0  # the last change of the log this controller has seen
         self._dirty: set[tuple[str, str]] = set()  # (namespace, name) of Deployments
         self._next_full = 0.0
+        self._stopping = False
         self.passes = 0
         self.full_passes = 0
 
     async def start(self) -> None:
+        if self.max_termination_grace > 0:
+            self.server.store.pod_grace = deletion_grace
         self._task = asyncio.create_task(self._run(), name="tierwise-deployment-controller")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let the current pass finish: cancelled inside a backend's start(), a process
+            # could be spawned and never recorded, so never stopped.
+            self._stopping = True
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
+        self.server.store.pod_grace = None
+        await self.terminator.aclose()
         for info, _ in list(self._pods.values()):
             await self.backend.stop(info)
         self._pods.clear()
@@ -226,7 +266,7 @@ class DeploymentController:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             if loop.time() >= self._next_full:
                 started = loop.time()
                 await self.reconcile_all()
@@ -243,7 +283,9 @@ class DeploymentController:
         self.full_passes += 1
         store = self.server.store
         await self._reconcile_each([d for _, d in store.iter_objects(DEPLOYMENTS)])
-        alive = {obj["metadata"]["uid"] for _, obj in store.iter_objects(PODS)}
+        pods = [obj for _, obj in store.iter_objects(PODS)]
+        self.terminator.sweep(p for p in pods if p["metadata"].get("deletionTimestamp"))
+        alive = {obj["metadata"]["uid"] for obj in pods}
         for uid in [uid for uid in self._pods if uid not in alive]:
             info, _ = self._pods.pop(uid)
             await self.backend.stop(info)
@@ -268,6 +310,8 @@ class DeploymentController:
             if change.key == _DEPLOYMENTS_KEY:
                 self._dirty.add((namespace, str(meta.get("name"))))
             elif change.key == _PODS_KEY:
+                if change.type != "DELETED" and meta.get("deletionTimestamp"):
+                    self.terminator.begin(change.object)
                 for ref in meta.get("ownerReferences") or []:
                     if ref.get("kind") == "Deployment":
                         self._dirty.add((namespace, str(ref.get("name"))))
@@ -296,7 +340,8 @@ class DeploymentController:
                 == current_hash and not p["metadata"].get("deletionTimestamp")]
         keep.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
         kept = {id(p) for p in keep[:desired]}
-        for pod in [p for p in pods if id(p) not in kept]:
+        for pod in [p for p in pods if id(p) not in kept
+                    and not p["metadata"].get("deletionTimestamp")]:
             await self._delete_pod(pod)
         keep = keep[:desired]
         for _ in range(desired - len(keep)):
@@ -336,12 +381,21 @@ class DeploymentController:
         return pod
 
     async def _delete_pod(self, pod: Mapping[str, Any]) -> None:
+        """Delete like a ReplicaSet does: the API makes it terminating, or removes it."""
         meta = pod["metadata"]
-        entry = self._pods.pop(meta["uid"], None)
+        obj: Mapping[str, Any] = pod
+        gone = True
+        with contextlib.suppress(kmock.KubernetesError):  # already gone
+            obj, gone = self.server.store.delete(PODS, meta["namespace"], meta["name"])
+        if gone:
+            await self._stop_pod(obj, None)
+        else:
+            self.terminator.begin(obj)
+
+    async def _stop_pod(self, pod: Mapping[str, Any], grace: float | None) -> None:
+        entry = self._pods.pop(pod["metadata"]["uid"], None)
         if entry is not None:
-            await self.backend.stop(entry[0])
-        with contextlib.suppress(kmock.KubernetesError):
-            self.server.store.delete(PODS, meta["namespace"], meta["name"])
+            await self.backend.stop(entry[0], grace if self.max_termination_grace > 0 else None)
 
     async def _update_pod(self, pod: Mapping[str, Any], override: str | None) -> PodState:
         entry = self._pods.get(pod["metadata"]["uid"])
