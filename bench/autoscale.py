@@ -25,7 +25,8 @@ at each replica cold start asked for, and compares them in the same run:
 Everything is simulated (no GPU, no cluster); ``docs/benchmarks/autoscale.md`` has the set-up.
 
 Run: ``.venv/bin/python bench/autoscale.py [--trace FILE.csv [--speedup K]] [--seed N]
-[--seeds K] [--cold-start S ...] [--json OUT] [--markdown]``.
+[--seeds K] [--cold-start S ...] [--variant NAME=JSON ...] [--json OUT] [--markdown]``;
+``--variant`` adds a Tierwise row with those ``spec.autoscaling`` fields.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from autoscale_policies import (
     tierwise_policy,
 )
 from autoscale_sim import Fleet, Metrics, Policy, Workload, simulate
+from pydantic import ValidationError
 
+from tierwise.api.model_deployment import AutoscalingSpec
 from tierwise.sim import trace
 from tierwise.sim.tracegen import SHAPES, generate
 
@@ -67,10 +70,14 @@ class Run:
     results: dict[str, Metrics]
 
 
-def policies(fleet: Fleet, workload: Workload) -> dict[str, tuple[Policy, int | None]]:
-    """Every policy, fresh (they carry state), and its starting replicas (None: default)."""
+def policies(
+    fleet: Fleet, workload: Workload, variants: dict[str, dict[str, object]] | None = None
+) -> dict[str, tuple[Policy, int | None]]:
+    """Every policy, fresh (they carry state), and its starting replicas (None: default);
+    ``variants`` adds Tierwise rows with those ``spec.autoscaling`` fields."""
     tw = tierwise_policy
     peak = workload.replicas_for(fleet, 0, len(workload.arrivals), busiest_minute=True)
+    extra = {name: (tw(fleet, **fields), None) for name, fields in (variants or {}).items()}
     return {
         DEFAULTS: (tw(fleet), None),
         "tierwise+dcgm": (tw(fleet, exporter=Exporter.PROFILING), None),
@@ -89,15 +96,42 @@ def policies(fleet: Fleet, workload: Workload) -> dict[str, tuple[Policy, int | 
         "hpa-gpu": (hpa_policy(fleet, lambda v: v.gpu_util, 70.0), None),
         "queue-only": (hpa_policy(fleet, lambda v: v.waiting / v.ready, 5.0), None),
         "keda-pending": (keda_policy(fleet, 5.0), None),
+        **extra,
     }
 
 
-def run(workload: Workload, fleet: Fleet, *, seed: int) -> Run:
+def run(
+    workload: Workload,
+    fleet: Fleet,
+    *,
+    seed: int,
+    variants: dict[str, dict[str, object]] | None = None,
+) -> Run:
     results = {
         name: simulate(fleet, policy, workload, seed=seed, start=start)
-        for name, (policy, start) in policies(fleet, workload).items()
+        for name, (policy, start) in policies(fleet, workload, variants).items()
     }
     return Run(workload, fleet, results)
+
+
+def variant(text: str) -> tuple[str, dict[str, object]]:
+    """``NAME=JSON`` (``spec.autoscaling`` fields) for ``--variant``."""
+    name, sep, fields = text.partition("=")
+    try:
+        parsed = json.loads(fields) if sep else None
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from err
+    if not name or not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give NAME={{spec.autoscaling fields as JSON}}, e.g. "
+            "kv0.6='{\"targetKVCacheUsage\": 0.6}'"
+        )
+    try:
+        AutoscalingSpec.model_validate(parsed)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise argparse.ArgumentTypeError(f"{text!r}: {problems}") from err
+    return name, parsed
 
 
 def best_attaining(results: dict[str, Metrics]) -> float:
@@ -194,6 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replica cold starts to run, seconds (default 180: weights from object storage)",
     )
     parser.add_argument("--json", type=Path, help="write the results (one cold start) as JSON")
+    parser.add_argument(
+        "--variant",
+        type=variant,
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="add a Tierwise row with these spec.autoscaling fields (repeatable)",
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     if args.json is not None and (len(args.cold_start) != 1 or args.seeds != 1):
@@ -210,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for workload in loaded:
         for cold in args.cold_start:
             fleet = replace(Fleet(), cold_start_s=cold)
-            last = run(workload, fleet, seed=1)
+            last = run(workload, fleet, seed=1, variants=dict(args.variant))
             print(f"\n{workload.name}, cold start {cold:g} s ({workload.requests} requests)")
             print("\n".join(table(last.results, markdown=args.markdown)))
             print("goal (>= 99% attainment, <= 1.15x the best GPU-hours at >= 99%):")

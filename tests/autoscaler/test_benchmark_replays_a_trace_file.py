@@ -61,3 +61,14 @@ def test_json_takes_one_cold_start(tmp_path: Path) -> None:
     done = bench("--trace", FIXTURE, "--cold-start", "60", "180", "--json", tmp_path / "r.json")
     assert done.returncode == 2
     assert "--json writes one run" in done.stderr
+
+
+def test_a_variant_adds_a_tierwise_row_and_bad_fields_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    row = 'kv0.6={"targetKVCacheUsage": 0.6}'
+    done = bench("--trace", FIXTURE, "--speedup", "4", "--variant", row, "--json", out)
+    assert done.returncode == 0, done.stderr
+    assert "kv0.6" in {p["name"] for p in json.loads(out.read_text())["policies"]}
+    bad = bench("--trace", FIXTURE, "--variant", 'x={"targetKVCacheUsage": 7}')
+    assert bad.returncode == 2
+    assert "targetKVCacheUsage: Input should be less than or equal to 1" in bad.stderr
