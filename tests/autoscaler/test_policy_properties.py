@@ -40,7 +40,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, object], int, int]:
         "maxScaleUpStep": draw(st.integers(1, 10)),
         "maxScaleDownStep": draw(st.integers(1, 10)),
         "scaleToZeroAfter": f"{draw(st.integers(0, 1800))}s",
-        "scaleUpLookahead": f"{draw(st.integers(0, 300))}s",
+        "scaleUpLookahead": f"{draw(st.one_of(st.just(0), st.integers(15, 300)))}s",
         "maxScaleUpPercent": draw(st.integers(0, 200)),
         "headroomPerMinute": draw(st.floats(0, 20)),
         "gpuGuard": draw(st.booleans()),

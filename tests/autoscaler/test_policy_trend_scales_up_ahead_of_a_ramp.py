@@ -174,7 +174,7 @@ LEVEL = st.floats(0, 60, allow_nan=False)
     st.floats(0, 1.5),
     st.floats(0, 1.5),
     st.integers(1, 30),
-    st.integers(0, 600),
+    st.one_of(st.just(0), st.integers(15, 600)),
 )
 def test_trend_is_monotone_in_load_and_only_adds(
     levels: list[float], kv: float, more: float, current: int, lookahead: int

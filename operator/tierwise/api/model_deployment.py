@@ -349,6 +349,30 @@ class AutoscalingSpec(SpecModel):
     metrics: MetricsSource = Field(default_factory=MetricsSource, json_schema_extra={"default": {}})
     """Where signals come from."""
 
+    model_config = validations(
+        cel(
+            "!has(self.scaleUpLookahead) || !has(self.interval) || "
+            "duration(self.scaleUpLookahead) == duration('0s') || "
+            "duration(self.scaleUpLookahead) >= duration(self.interval)",
+            "scaleUpLookahead is shorter than interval, so no two readings span it; make it "
+            "at least the interval, or 0s to turn the trend off",
+            ".scaleUpLookahead",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _lookahead_spans_readings(self) -> AutoscalingSpec:
+        lookahead = self.scale_up_lookahead
+        if lookahead is None or not parse_duration(lookahead):
+            return self
+        if parse_duration(lookahead) < parse_duration(self.interval):
+            raise FieldError(
+                "scaleUpLookahead",
+                f"scaleUpLookahead {lookahead} is shorter than interval {self.interval}, so no "
+                "two readings span it; make it at least the interval, or 0s to turn the trend off",
+            )
+        return self
+
 
 class MonitoringSpec(SpecModel):
     """How Prometheus finds the engine pods."""

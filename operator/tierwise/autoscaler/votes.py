@@ -143,7 +143,7 @@ def _trend_vote(
     Replicas still starting count as capacity: ``current`` includes them and is compared
     with the projection, which is roughly when they will be ready."""
     if level is None or t.lookahead < t.interval:
-        return None  # off (0s), or shorter than one reading apart
+        return None  # off (0s), or shorter than one reading apart (the spec refuses that)
     seen = trend.growth(
         history.loads, now=now, level=level, span=t.lookahead, window=t.trend_window
     )
