@@ -28,6 +28,8 @@ def reading(
     gpu: float | None = None,
     demand: float | None = 0.0,
     tokens: float | None = None,
+    gpu_metric: str | None = None,
+    cold_start: float | None = None,
 ) -> Signals:
     """``replicas`` pods each reporting the same per-replica values."""
     samples = tuple(
@@ -37,11 +39,12 @@ def reading(
             running_requests=running,
             kv_cache_usage=kv,
             gpu_utilization=gpu,
+            gpu_metric=gpu_metric,
             prompt_tokens_total=tokens,
         )
         for i in range(replicas)
     )
-    return Signals(observed_at=at, replicas=samples, demand=demand)
+    return Signals(observed_at=at, replicas=samples, demand=demand, cold_start=cold_start)
 
 
 def spread(

@@ -1,11 +1,14 @@
 """Properties of the policy over generated loads and histories (hypothesis).
 
 Monotone in load, never outside min/max, no flapping under constant load, windows and step
-limits honoured on every decision of a random load sequence; the specs include a load-trend
-lookahead and the histories recent load levels, so the trend is under every property.
+limits (pods or percent, whichever is larger) honoured on every decision of a random load
+sequence; the specs include a load-trend lookahead, cold-start headroom and the GPU guard,
+and the histories recent load levels, so all of them are under every property.
 """
 
 from __future__ import annotations
+
+import math
 
 from autoscaler_helpers import bounds, reading, run, spec, spread
 from hypothesis import given, settings
@@ -18,6 +21,7 @@ from tierwise.autoscaler.policy import decide
 LOAD = st.floats(min_value=0, max_value=200, allow_nan=False)
 FRACTION = st.floats(min_value=0, max_value=1.5, allow_nan=False)
 GPU = st.one_of(st.none(), st.floats(min_value=0, max_value=100, allow_nan=False))
+COLD = st.one_of(st.none(), st.floats(min_value=0, max_value=900, allow_nan=False))
 NOW = 10_000.0
 
 
@@ -36,8 +40,15 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, object], int, int]:
         "maxScaleUpStep": draw(st.integers(1, 10)),
         "maxScaleDownStep": draw(st.integers(1, 10)),
         "scaleToZeroAfter": f"{draw(st.integers(0, 1800))}s",
-        "scaleUpLookahead": f"{draw(st.integers(0, 300))}s",
+        "scaleUpLookahead": f"{draw(st.one_of(st.just(0), st.integers(15, 300)))}s",
+        "maxScaleUpPercent": draw(st.integers(0, 200)),
+        "headroomPerMinute": draw(st.floats(0, 20)),
+        "gpuGuard": draw(st.booleans()),
     }
+    if draw(st.booleans()):
+        fields["coldStart"] = f"{draw(st.integers(0, 900))}s"
+    if draw(st.booleans()):
+        del fields["scaleUpLookahead"]  # the cold start
     return fields, lo, hi
 
 
@@ -45,7 +56,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, object], int, int]:
 def histories(draw: st.DrawFn) -> History:
     ages = draw(st.lists(st.tuples(st.floats(0, 900), st.integers(0, 30)), max_size=8))
     proposals = tuple(sorted((Proposal(NOW - age, n) for age, n in ages), key=lambda p: p.at))
-    levels = draw(st.lists(st.floats(0, 100), max_size=2))
+    levels = draw(st.lists(st.floats(0, 100), max_size=12))
     loads = tuple((NOW - 15.0 * (len(levels) - i), v) for i, v in enumerate(levels))
     return History(
         loads=loads,
@@ -66,12 +77,13 @@ def loads(draw: st.DrawFn) -> tuple[dict[str, float | None], dict[str, float | N
 
 
 @settings(max_examples=300, deadline=None)
-@given(specs(), histories(), loads(), st.integers(0, 30))
+@given(specs(), histories(), loads(), st.integers(0, 30), COLD)
 def test_more_load_never_means_fewer_replicas(
     setup: tuple[dict[str, object], int, int],
     history: History,
     pair: tuple[dict[str, float | None], dict[str, float | None]],
     current: int,
+    cold: float | None,
 ) -> None:
     fields, lo, hi = setup
     low, high = pair
@@ -80,7 +92,7 @@ def test_more_load_never_means_fewer_replicas(
             spec(**fields),
             bounds(lo, hi),
             current=current,
-            signals=reading(current, at=NOW, **load),
+            signals=reading(current, at=NOW, cold_start=cold, **load),
             history=history,
             now=NOW,
         )
@@ -148,7 +160,8 @@ def test_windows_and_steps_hold_on_every_decision(
     for i, d in enumerate(decisions):
         now = i * step
         if d.direction is Direction.UP and d.current >= lo:
-            assert d.desired <= d.current + autoscaling.max_scale_up_step
+            percent = math.ceil(d.current * autoscaling.max_scale_up_percent / 100)
+            assert d.desired <= d.current + max(autoscaling.max_scale_up_step, percent)
         if d.direction is Direction.DOWN and d.current <= hi and d.reason is not Reason.IDLE:
             assert d.desired >= d.current - autoscaling.max_scale_down_step
             assert d.desired >= max(d.history.window(now, down_window))

@@ -1,4 +1,5 @@
-"""The proportional rule per signal, the largest proposal, tolerance, steps, bounds and guards."""
+"""The proportional rule per signal, the largest proposal, tolerance, steps, bounds and guards
+(cold-start headroom off here: it has its own tests)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tierwise.autoscaler.policy import decide
 
 SETTLED = History(started_at=-10_000.0)  # past any window: scale-down allowed at once
 NO_WINDOWS = {"scaleDownWindow": "0s", "scaleUpWindow": "0s"}
+GUARD = {**NO_WINDOWS, "gpuGuard": True}
 
 
 @pytest.mark.parametrize(
@@ -55,19 +57,21 @@ NO_WINDOWS = {"scaleDownWindow": "0s", "scaleUpWindow": "0s"}
             Reason.KV_CACHE_USAGE,
             Limit.MIN_REPLICAS,
         ),
-        # busy GPUs veto the scale-down, idle GPUs do not
-        (
-            4,
-            {"kv": 0.2, "gpu": 90.0},
-            NO_WINDOWS,
-            (1, 10),
-            4,
-            Reason.KV_CACHE_USAGE,
-            Limit.GPU_GUARD,
-        ),
+        # with the guard on, busy GPUs veto the scale-down, idle GPUs do not
+        (4, {"kv": 0.2, "gpu": 90.0}, GUARD, (1, 10), 4, Reason.KV_CACHE_USAGE, Limit.GPU_GUARD),
         (
             4,
             {"kv": 0.2, "gpu": 30.0},
+            GUARD,
+            (1, 10),
+            3,
+            Reason.KV_CACHE_USAGE,
+            Limit.SCALE_DOWN_STEP,
+        ),
+        # the guard is opt-in: by default GPU utilisation never holds a scale-down
+        (
+            4,
+            {"kv": 0.2, "gpu": 100.0},
             NO_WINDOWS,
             (1, 10),
             3,
@@ -110,8 +114,9 @@ def test_desired_replicas_follow_the_largest_signal(
 ) -> None:
     load = {"queue": 0.0, "kv": 0.8, **values}
     signals = reading(current, at=100.0, **load)
+    autoscaling = spec(headroomPerMinute=0, **fields)
     decision = decide(
-        spec(**fields), bounds(*limits), current=current, signals=signals, history=SETTLED, now=100
+        autoscaling, bounds(*limits), current=current, signals=signals, history=SETTLED, now=100
     )
     assert (decision.desired, decision.reason, decision.limit) == (want, reason, limit)
     expected = Direction.UP if want > current else Direction.DOWN if want < current else "none"
@@ -136,10 +141,21 @@ def test_fresh_history_holds_scale_down_for_one_window() -> None:
     assert later.desired == 3
 
 
-def test_scale_down_without_dcgm_says_the_guard_is_inactive() -> None:
+@pytest.mark.parametrize(("guard", "says"), [(True, True), (False, False)])
+def test_scale_down_without_dcgm_says_the_guard_is_inactive(guard: bool, says: bool) -> None:
     signals = reading(3, kv=0.1)
+    autoscaling = spec(**NO_WINDOWS, gpuGuard=guard)
     decision = decide(
-        spec(**NO_WINDOWS), bounds(1, 10), current=3, signals=signals, history=SETTLED, now=1
+        autoscaling, bounds(1, 10), current=3, signals=signals, history=SETTLED, now=1
     )
     assert decision.desired == 2
-    assert "GPU guard inactive" in decision.message
+    assert ("GPU guard inactive" in decision.message) is says
+
+
+def test_the_guard_names_the_metric_that_held_the_scale_down() -> None:
+    signals = reading(3, kv=0.1, gpu=82.0, gpu_metric="DCGM_FI_PROF_SM_ACTIVE")
+    decision = decide(
+        spec(**GUARD), bounds(1, 10), current=3, signals=signals, history=SETTLED, now=1
+    )
+    assert decision.limit is Limit.GPU_GUARD
+    assert "GPUs busy: DCGM_FI_PROF_SM_ACTIVE 82% >= 70%" in decision.message

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from metrics_server import serve
 
-from tierwise.api.model_deployment import EngineName, MetricsSource
+from tierwise.api.model_deployment import EngineName, GPUMetric, MetricsSource
 from tierwise.autoscaler.prometheus import pod_regex, selector
 from tierwise.autoscaler.signals import PodTarget, SourceConfig, Workload, collect
 
@@ -67,7 +67,8 @@ async def test_values_per_pod_and_stale_series_missing() -> None:
     )
     async with serve({"/api/v1/query": fake}) as base, aiohttp.ClientSession() as session:
         metrics = MetricsSource(source="prometheus", prometheus_url=base, stale_after="60s")
-        signals = await collect(session, SourceConfig.from_spec(metrics), WL, now=NOW)
+        config = SourceConfig.from_spec(metrics, gpu_metric=GPUMetric.GPU_UTIL)
+        signals = await collect(session, config, WL, now=NOW)
     a, b = signals.replicas
     assert (a.queue_depth, a.running_requests, a.kv_cache_usage, a.gpu_utilization) == (
         3.0,
@@ -111,3 +112,24 @@ async def test_prometheus_errors_are_reported_not_zeroed() -> None:
 def test_selectors_quote_label_values(labels: dict[str, str], want: str) -> None:
     assert selector("m", labels, window_s=59.2) == want
     assert re.fullmatch(r"m\{.*\}\[60s\]", want)
+
+
+async def test_auto_prefers_sm_activity_and_reads_ratios_as_percent() -> None:
+    pod_a = {"exported_pod": "qwen-a", "exported_namespace": "ns", "pod": "dcgm-1"}
+    pod_b = {"exported_pod": "qwen-b.x", "exported_namespace": "ns", "pod": "dcgm-2"}
+    fake = FakePrometheus(
+        {
+            "DCGM_FI_PROF_SM_ACTIVE:exported": matrix((pod_a, 0.6, NOW)),
+            "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE:exported": matrix(
+                (pod_a, 0.1, NOW), (pod_b, 0.3, NOW)
+            ),
+            "DCGM_FI_DEV_GPU_UTIL:exported": matrix((pod_a, 100, NOW)),
+        }
+    )
+    async with serve({"/api/v1/query": fake}) as base, aiohttp.ClientSession() as session:
+        metrics = MetricsSource(source="prometheus", prometheus_url=base)
+        signals = await collect(session, SourceConfig.from_spec(metrics), WL, now=NOW)
+    a, b = signals.replicas
+    assert (a.gpu_utilization, a.gpu_metric) == (60.0, "DCGM_FI_PROF_SM_ACTIVE")
+    assert (b.gpu_utilization, b.gpu_metric) == (30.0, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")
+    assert not any(q.startswith("DCGM_FI_DEV_GPU_UTIL") for q in fake.queries)

@@ -7,7 +7,7 @@ import pytest
 from metrics_server import Route, serve
 from prometheus_client import generate_latest
 
-from tierwise.api.model_deployment import EngineName, MetricsSource
+from tierwise.api.model_deployment import EngineName, GPUMetric, MetricsSource
 from tierwise.autoscaler.model import Signal
 from tierwise.autoscaler.signals import PodTarget, SourceConfig, Workload, collect
 from tierwise.sim.metrics import SglangMetrics, VllmMetrics
@@ -33,11 +33,11 @@ def sglang_body(waiting: int, running: int, kv_used: int) -> str:
     return generate_latest(metrics.registry).decode()
 
 
-def dcgm_body(*rows: tuple[str, str, float]) -> str:
-    lines = ["# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
+def dcgm_body(*rows: tuple[str, str, float], metric: str = "DCGM_FI_DEV_GPU_UTIL") -> str:
+    lines = [f"# TYPE {metric} gauge"]
     for gpu, (pod, ns, value) in enumerate(rows):
         lines.append(
-            f'DCGM_FI_DEV_GPU_UTIL{{gpu="{gpu}",UUID="GPU-{gpu}",pod="{pod}",namespace="{ns}",'
+            f'{metric}{{gpu="{gpu}",UUID="GPU-{gpu}",pod="{pod}",namespace="{ns}",'
             f'container="engine"}} {value}'
         )
     return "\n".join(lines) + "\n"
@@ -111,12 +111,56 @@ async def test_gpu_utilisation_from_the_nodes_dcgm_exporter() -> None:
     routes = {"/a/metrics": Route(vllm_body(0, 0, 0)), "/b/metrics": Route(vllm_body(0, 0, 0))}
     routes["/dcgm"] = Route(dcgm)
     async with serve(routes) as base, aiohttp.ClientSession() as session:
-        config = SourceConfig(dcgm_urls={"node-1": f"{base}/dcgm"})
+        config = SourceConfig(dcgm_urls={"node-1": f"{base}/dcgm"}, gpu_metric=GPUMetric.GPU_UTIL)
         signals = await collect(session, config, workload(base, "a", "b"), now=NOW)
     a, b = signals.replicas
-    assert a.gpu_utilization == 75.0
+    assert (a.gpu_utilization, a.gpu_metric) == (75.0, "DCGM_FI_DEV_GPU_UTIL")
     assert b.gpu_utilization is None
     assert "b: no DCGM_FI_DEV_GPU_UTIL" in signals.problems
+
+
+async def test_auto_reads_sm_activity_then_tensor_activity_as_percent_never_gpu_util() -> None:
+    dcgm = (
+        dcgm_body(("a", "ns", 0.4), ("a", "ns", 0.2), metric="DCGM_FI_PROF_SM_ACTIVE")
+        + dcgm_body(("a", "ns", 0.9), ("b", "ns", 0.25), metric="DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")
+        + dcgm_body(("a", "ns", 100), ("b", "ns", 100), ("c", "ns", 100))
+    )
+    pods = ("a", "b", "c")
+    routes = {f"/{p}/metrics": Route(vllm_body(0, 1, 10)) for p in pods}
+    routes["/dcgm"] = Route(dcgm)
+    async with serve(routes) as base, aiohttp.ClientSession() as session:
+        config = SourceConfig(dcgm_shared_urls=(f"{base}/dcgm",))
+        signals = await collect(session, config, workload(base, *pods), now=NOW)
+    a, b, c = signals.replicas
+    assert (a.gpu_utilization, a.gpu_metric) == (pytest.approx(30.0), "DCGM_FI_PROF_SM_ACTIVE")
+    assert (b.gpu_utilization, b.gpu_metric) == (25.0, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")
+    assert c.gpu_utilization is None
+    assert "c: no DCGM_FI_PROF_SM_ACTIVE or DCGM_FI_PROF_PIPE_TENSOR_ACTIVE" in signals.problems
+
+
+@pytest.mark.parametrize(
+    ("metric", "want"),
+    [(GPUMetric.SM_ACTIVE, 40.0), (GPUMetric.TENSOR_ACTIVE, 90.0), (GPUMetric.GPU_UTIL, 100.0)],
+)
+async def test_a_named_gpu_metric_is_the_only_one_read(metric: GPUMetric, want: float) -> None:
+    dcgm = (
+        dcgm_body(("a", "ns", 0.4), metric="DCGM_FI_PROF_SM_ACTIVE")
+        + dcgm_body(("a", "ns", 0.9), metric="DCGM_FI_PROF_PIPE_TENSOR_ACTIVE")
+        + dcgm_body(("a", "ns", 100))
+    )
+    routes = {"/a/metrics": Route(vllm_body(0, 1, 10)), "/dcgm": Route(dcgm)}
+    async with serve(routes) as base, aiohttp.ClientSession() as session:
+        config = SourceConfig(dcgm_urls={"node-1": f"{base}/dcgm"}, gpu_metric=metric)
+        signals = await collect(session, config, workload(base, "a"), now=NOW)
+    assert signals.replicas[0].gpu_utilization == pytest.approx(want)
+
+
+async def test_an_exporter_for_another_node_is_not_asked() -> None:
+    routes = {"/a/metrics": Route(vllm_body(0, 1, 10)), "/dcgm": Route(status=500)}
+    async with serve(routes) as base, aiohttp.ClientSession() as session:
+        config = SourceConfig(dcgm_urls={"node-2": f"{base}/dcgm"})
+        signals = await collect(session, config, workload(base, "a"), now=NOW)
+    assert "gpuUtilization: no dcgm-exporter configured" in signals.problems
 
 
 async def test_without_dcgm_gpu_utilisation_is_missing_not_zero() -> None:

@@ -54,6 +54,20 @@ class MetricsSourceType(StrEnum):
     PROMETHEUS = "prometheus"
 
 
+class GPUMetric(StrEnum):
+    """Which dcgm-exporter series is the GPU signal (guard and scaleUpOnGPUUtilization)."""
+
+    AUTO = "auto"
+    """DCGM_FI_PROF_SM_ACTIVE where exported, else DCGM_FI_PROF_PIPE_TENSOR_ACTIVE; never
+    DCGM_FI_DEV_GPU_UTIL, which reads busy with a single request in flight."""
+    SM_ACTIVE = "smActive"
+    """DCGM_FI_PROF_SM_ACTIVE (a 0-1 ratio, read as percent)."""
+    TENSOR_ACTIVE = "tensorActive"
+    """DCGM_FI_PROF_PIPE_TENSOR_ACTIVE (a 0-1 ratio, read as percent)."""
+    GPU_UTIL = "gpuUtil"
+    """DCGM_FI_DEV_GPU_UTIL (percent): the fallback where profiling metrics are not exported."""
+
+
 class ModelCache(SpecModel):
     """Where downloaded weights are kept between restarts (``HF_HOME`` points into it)."""
 
@@ -282,29 +296,82 @@ class AutoscalingSpec(SpecModel):
     target_gpu_utilization: Annotated[int, Field(ge=1, le=100)] = Field(
         70, alias="targetGPUUtilization"
     )
-    """GPU utilisation percent (DCGM_FI_DEV_GPU_UTIL). A guard: no scale-down while replicas
-    are busier than this. It reads high with a single request in flight, so it drives
-    scale-up only with scaleUpOnGPUUtilization."""
+    """GPU busy percent (gpuMetric) above which gpuGuard holds scale-down, and which
+    scaleUpOnGPUUtilization scales up to keep."""
+    gpu_guard: bool = Field(False, alias="gpuGuard")
+    """No scale-down while the mean GPU signal (gpuMetric) is at or above
+    targetGPUUtilization. Off by default (earlier builds guarded on DCGM_FI_DEV_GPU_UTIL
+    whenever it had data): engine queue and KV-cache signals already measure load, and a
+    GPU signal that reads busy on a lightly loaded replica keeps every replica for good.
+    Turn it on where engine metrics under-report load, after checking what gpuMetric reads
+    on your replicas at low load."""
+    gpu_metric: GPUMetric = Field(GPUMetric.AUTO, alias="gpuMetric")
+    """The dcgm-exporter series read as the GPU signal: auto (DCGM_FI_PROF_SM_ACTIVE, else
+    DCGM_FI_PROF_PIPE_TENSOR_ACTIVE), smActive, tensorActive, or gpuUtil
+    (DCGM_FI_DEV_GPU_UTIL, the fallback where profiling metrics are not exported; it reads
+    ~100% with one request in flight)."""
     scale_up_on_gpu_utilization: bool = Field(False, alias="scaleUpOnGPUUtilization")
-    """Also scale up when GPU utilisation exceeds targetGPUUtilization."""
+    """Also scale up when the GPU signal (gpuMetric) exceeds targetGPUUtilization."""
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1
     """Relative band around a target inside which nothing changes (prevents flapping)."""
     scale_up_window: Duration = "0s"
     """Stabilisation window for scale-up: the lowest proposal in it is applied."""
     scale_down_window: Duration = "5m"
     """Stabilisation window for scale-down: the highest proposal in it is applied."""
-    scale_up_lookahead: Duration = "2m"
-    """Scale up for the load expected this far ahead (about a replica's cold start): the
-    load (KV-cache usage and waiting requests against their targets) growing over the last
-    two intervals is projected this far. 0s scales on the current load only."""
+    cold_start: Duration | None = None
+    """How long a new replica takes to serve after a scale-up (scheduling, image pull,
+    weight load, warm-up). Unset: measured from the engine pods, the median time from
+    creation to Ready of the newest five, and 2m until one has been seen ready. Sizes
+    headroomPerMinute and the default scaleUpLookahead."""
+    headroom_per_minute: Annotated[float, Field(ge=0, le=100)] = 5.0
+    """Spare capacity kept for load growth while new replicas start, in percent per minute
+    of cold start, compounded: 5 keeps 5% for a 1-minute cold start, 16% for 3 minutes and
+    63% for 10 (targetKVCacheUsage is divided by that factor, at most 4). A burst cannot
+    be seen coming, so the slower replicas start, the more capacity must already stand.
+    0 keeps none."""
+    scale_up_lookahead: Duration | None = None
+    """Scale up for the load expected this far ahead: the growth of the load (KV-cache
+    usage and waiting requests against their targets) over this span, projected as far
+    again. Unset: the cold start (coldStart, or measured). 0s scales on the current load
+    only. (Earlier builds defaulted to 2m; objects stored then keep that value.)"""
     max_scale_up_step: Annotated[int, Field(ge=1, le=1000)] = 4
-    """Most replicas added by one decision."""
+    """Most replicas added by one decision, unless maxScaleUpPercent allows more."""
+    max_scale_up_percent: Annotated[int, Field(ge=0, le=1000)] = 50
+    """Most replicas added by one decision as a percent of the current count (rounded up);
+    the larger of this and maxScaleUpStep applies, as in the HPA's max(N pods, P percent)
+    per period (here one interval). 50 lets 40 replicas double within two intervals
+    (40, 60, 90); 100 is the HPA's default; 0 leaves maxScaleUpStep alone (the limit of
+    earlier builds)."""
     max_scale_down_step: Annotated[int, Field(ge=1, le=1000)] = 1
     """Most replicas removed by one decision."""
     scale_to_zero_after: Duration = "15m"
     """With replicas.min 0: scale to zero after this long without traffic."""
     metrics: MetricsSource = Field(default_factory=MetricsSource, json_schema_extra={"default": {}})
     """Where signals come from."""
+
+    model_config = validations(
+        cel(
+            "!has(self.scaleUpLookahead) || !has(self.interval) || "
+            "duration(self.scaleUpLookahead) == duration('0s') || "
+            "duration(self.scaleUpLookahead) >= duration(self.interval)",
+            "scaleUpLookahead is shorter than interval, so no two readings span it; make it "
+            "at least the interval, or 0s to turn the trend off",
+            ".scaleUpLookahead",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _lookahead_spans_readings(self) -> AutoscalingSpec:
+        lookahead = self.scale_up_lookahead
+        if lookahead is None or not parse_duration(lookahead):
+            return self
+        if parse_duration(lookahead) < parse_duration(self.interval):
+            raise FieldError(
+                "scaleUpLookahead",
+                f"scaleUpLookahead {lookahead} is shorter than interval {self.interval}, so no "
+                "two readings span it; make it at least the interval, or 0s to turn the trend off",
+            )
+        return self
 
 
 class MonitoringSpec(SpecModel):

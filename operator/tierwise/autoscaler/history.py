@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_PROPOSALS = 256
-MAX_LOADS = 3
+MAX_LOADS = 128
+"""Load levels kept for the trend: its span at the decision interval (32 minutes at 15 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,8 @@ class History:
     prompt_tokens: tuple[tuple[str, float], ...] = ()
     """Per-pod prompt-token counter at the last reading (pod, value)."""
     loads: tuple[tuple[float, float], ...] = ()
-    """(time, load level) of the latest readings with every load signal known, oldest first,
-    for the trend; at most ``MAX_LOADS``, emptied by a reading with a load signal unknown."""
+    """(time, load level) of the readings of the trend's span with every load signal known,
+    oldest first; at most ``MAX_LOADS``, emptied by a reading with a load signal unknown."""
 
     def record(self, proposal: Proposal, *, keep_for: float) -> History:
         """This history with ``proposal`` appended and entries outside ``keep_for`` dropped."""
@@ -53,12 +54,14 @@ class History:
         kept.append(proposal)
         return replace(self, proposals=tuple(kept[-MAX_PROPOSALS:]))
 
-    def with_load(self, at: float, level: float | None) -> History:
-        """This history with the load level read at ``at``; ``None`` (unknown) forgets them
-        all, so a trend is never measured across a gap."""
+    def with_load(self, at: float, level: float | None, *, keep_for: float = 0.0) -> History:
+        """This history with the load level read at ``at`` and the readings of the last
+        ``keep_for`` seconds; ``None`` (unknown) forgets them all, so a trend is never
+        measured across a gap."""
         if level is None:
             return replace(self, loads=())
-        return replace(self, loads=(*self.loads, (at, level))[-MAX_LOADS:])
+        kept = [(t, v) for t, v in self.loads if at - keep_for <= t < at]
+        return replace(self, loads=(*kept, (at, level))[-MAX_LOADS:])
 
     def window(self, now: float, seconds: float) -> list[int]:
         """Proposals made in ``[now - seconds, now]``."""

@@ -48,7 +48,10 @@ class ReplicaSample:
     kv_cache_usage: float | None = None
     """KV-cache usage 0-1 (vllm:kv_cache_usage_perc, sglang:token_usage)."""
     gpu_utilization: float | None = None
-    """Mean DCGM_FI_DEV_GPU_UTIL (percent) over the pod's GPUs."""
+    """The GPU signal (``spec.autoscaling.gpuMetric``) as a percent, mean over the pod's
+    GPUs."""
+    gpu_metric: str | None = None
+    """The dcgm-exporter series ``gpu_utilization`` was read from."""
     prompt_tokens_total: float | None = None
     """Prompt-token counter; an increase between two reads is traffic, even a short request
     that started and finished between them."""
@@ -83,6 +86,8 @@ class Signals:
     """When the router last received a request for this model, if it reports it."""
     problems: tuple[str, ...] = ()
     """Why values are missing or stale, one line each (``pod-a: timeout after 2.0s``)."""
+    cold_start: float | None = None
+    """Measured replica cold start in seconds (pod creation to Ready), if any was seen."""
 
     @property
     def missing(self) -> tuple[Signal, ...]:

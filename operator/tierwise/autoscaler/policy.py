@@ -8,40 +8,56 @@ Algorithm (HPA's, on LLM signals):
 
 1. Per signal, a proportional proposal ``ceil(current * value / target)``, where ``value`` is
    the per-replica mean: waiting requests (plus what the router holds for the model) against
-   ``targetQueueDepth``; KV-cache usage against ``targetKVCacheUsage``; GPU utilisation
-   against ``targetGPUUtilization`` only with ``scaleUpOnGPUUtilization`` and only upwards.
+   ``targetQueueDepth``; KV-cache usage against ``targetKVCacheUsage``; the GPU signal
+   (``gpuMetric``) against ``targetGPUUtilization`` only with ``scaleUpOnGPUUtilization``
+   and only upwards.
    Inside ``tolerance`` (|value/target - 1| <= tolerance) a signal proposes ``current``.
    Replicas that did not report (starting, unreachable) are filled in conservatively, as the
    HPA does: as idle when the others call for scale-up, at target when they call for
    scale-down; if the fill flips the direction, the signal proposes ``current``.
+   Cold start (:mod:`tierwise.autoscaler.coldstart`): ``coldStart``, else measured on the
+   pods (creation to Ready), else 2m. ``targetKVCacheUsage`` is divided by the headroom
+   ``(1 + headroomPerMinute/100) ** minutes`` of it, so capacity stands for a burst that
+   starts while new replicas are on their way.
    Load trend: the load in replicas at target (KV usage / its target + waiting / its target)
-   growing over the last two intervals proposes ``ceil(projection)`` ``scaleUpLookahead``
-   ahead (a cold start), upwards only (:mod:`tierwise.autoscaler.trend`).
+   that grew over the last ``scaleUpLookahead`` (default: the cold start) proposes
+   ``ceil(projection)`` as far ahead, upwards only (:mod:`tierwise.autoscaler.trend`).
 2. The largest proposal wins; it names the reason. With every load signal unknown the policy
    holds (``SignalsMissing``); with some unknown it may scale up but never down.
-3. GPU guard: no scale-down while mean GPU utilisation >= ``targetGPUUtilization``.
-   DCGM reports ~100% with one request in flight, so it is a poor scale-up signal but a good
-   "these GPUs are busy" veto. Without DCGM data the guard does nothing, and says so.
+3. GPU guard (``gpuGuard``, off by default): no scale-down while the mean GPU signal >=
+   ``targetGPUUtilization``. The signal is a DCGM profiling ratio (SM or tensor-pipe
+   activity) unless ``gpuMetric: gpuUtil`` asks for DCGM_FI_DEV_GPU_UTIL, which reads ~100%
+   with one request in flight and so blocks nearly every scale-down (2.3-2.5x the GPU-hours
+   in the benchmark). Without DCGM data the guard does nothing, and says so.
 4. Stabilisation: the applied count is the lowest proposal of the last ``scaleUpWindow``
    when above ``current``, the highest of the last ``scaleDownWindow`` when below. A fresh
    history (operator restart) holds scale-down for one full window.
-5. Rates: at most ``maxScaleUpStep`` added and ``maxScaleDownStep`` removed per decision.
+5. Rates: at most ``max(maxScaleUpStep, ceil(current * maxScaleUpPercent / 100))`` added
+   (the HPA's ``max(N pods, P percent)`` per period, the period being one interval) and
+   ``maxScaleDownStep`` removed per decision.
 6. Bounds: ``[max(min, 1), max]`` while serving. With ``min`` 0, zero after
    ``scaleToZeroAfter`` with no running, waiting or router-held requests and no new prompt
    tokens (router demand must be known: nothing could wake the model otherwise); from zero,
    ``ceil(demand / targetQueueDepth)`` (usually 1) replicas as soon as the router holds a
    request, within ``maxScaleUpStep``.
+   The votes and the knobs: :mod:`tierwise.autoscaler.votes`.
 
 Tunables (``spec.autoscaling`` unless noted; defaults in :mod:`tierwise.api.model_deployment`):
 
 ``targetQueueDepth`` 5      waiting requests per replica (llm-d, Gateway API Inference Ext.)
 ``targetKVCacheUsage`` 0.8  KV-cache usage per replica (same sources)
-``targetGPUUtilization`` 70 percent; scale-down guard, scale-up only when asked
+``targetGPUUtilization`` 70 percent; the guard's threshold, scale-up only when asked
+``gpuGuard`` false          opt-in: DCGM signals have read busy on idle-ish GPUs
+``gpuMetric`` auto          SM activity, else tensor-pipe activity; never GPU_UTIL unasked
 ``tolerance`` 0.1           dead band around each target
-``scaleUpLookahead`` 2m     project a growing load over a cold start
+``coldStart`` measured      pod creation to Ready, median of the newest five; 2m unseen
+``headroomPerMinute`` 5     percent of spare capacity per minute of cold start, compounded
+``scaleUpLookahead`` cold start  project the growth seen over this span as far ahead
 ``scaleUpWindow`` 0s        react to bursts at once
 ``scaleDownWindow`` 5m      HPA's default: forget a burst only after five quiet minutes
-``maxScaleUpStep`` 4        HPA's default pod step
+``maxScaleUpStep`` 4        HPA's default pod step ...
+``maxScaleUpPercent`` 100   ... or HPA's default percent, whichever adds more: a burst on
+                            40 replicas may double them in one interval
 ``maxScaleDownStep`` 1      remove one replica (and its prefix cache) at a time
 ``scaleToZeroAfter`` 15m    with ``replicas.min`` 0
 ``replicas.min/max``        hard bounds; ``replicas.target`` when disabled
@@ -52,12 +68,9 @@ proposes a change (``ExternalOwner``); ``enabled: false`` pins ``replicas.target
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from tierwise.api.common import parse_duration
 from tierwise.api.model_deployment import AutoscalingMode, AutoscalingSpec, ReplicasSpec
-from tierwise.autoscaler import trend
 from tierwise.autoscaler.history import History, Proposal
 from tierwise.autoscaler.model import (
     Decision,
@@ -68,62 +81,7 @@ from tierwise.autoscaler.model import (
     Signals,
     Summary,
 )
-
-_EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Tunables:
-    """The spec's knobs with durations in seconds (see the module docstring)."""
-
-    min: int
-    max: int
-    target_queue_depth: float
-    target_kv_cache_usage: float
-    target_gpu_utilization: float
-    scale_up_on_gpu: bool
-    tolerance: float
-    up_window: float
-    down_window: float
-    up_step: int
-    down_step: int
-    zero_after: float
-    lookahead: float = 0.0
-    interval: float = 15.0
-
-    @classmethod
-    def of(cls, spec: AutoscalingSpec, replicas: ReplicasSpec) -> Tunables:
-        return cls(
-            min=replicas.min,
-            max=replicas.max,
-            target_queue_depth=spec.target_queue_depth,
-            target_kv_cache_usage=spec.target_kv_cache_usage,
-            target_gpu_utilization=float(spec.target_gpu_utilization),
-            scale_up_on_gpu=spec.scale_up_on_gpu_utilization,
-            tolerance=spec.tolerance,
-            up_window=parse_duration(spec.scale_up_window),
-            down_window=parse_duration(spec.scale_down_window),
-            up_step=spec.max_scale_up_step,
-            down_step=spec.max_scale_down_step,
-            zero_after=parse_duration(spec.scale_to_zero_after),
-            lookahead=parse_duration(spec.scale_up_lookahead),
-            interval=parse_duration(spec.interval),
-        )
-
-    @property
-    def floor(self) -> int:
-        """Fewest replicas while serving: min, but at least one (zero is the idle rule's)."""
-        return max(self.min, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Vote:
-    replicas: int
-    reason: Reason
-    value: float
-    target: float
-    text: str = ""
-    """Replaces the ``value/replica vs target`` part of the message when set."""
+from tierwise.autoscaler.votes import Tunables, Vote, ceil, votes
 
 
 def decide(
@@ -150,7 +108,7 @@ def decide(
             current, current, Reason.EXTERNAL_OWNER, message=text, summary=summary, history=history
         )
         return replace(out, apply=False)
-    tunables = Tunables.of(spec, replicas)
+    tunables = Tunables.of(spec, replicas, measured=signals.cold_start)
     if current == 0:
         out = _from_zero(tunables, signals, summary, history.with_load(0.0, None))
     else:
@@ -200,7 +158,7 @@ def _from_zero(t: Tunables, signals: Signals, summary: Summary, history: History
     if demand <= 0:
         text = "no requests held by the router; staying at zero"
         return _decision(0, 0, Reason.IDLE, message=text, history=history)
-    wanted = max(1, _ceil(demand / t.target_queue_depth))
+    wanted = max(1, ceil(demand / t.target_queue_depth))
     desired = min(wanted, t.up_step, t.max)
     limit = Limit.NONE if desired == wanted else _upper_limit(t, wanted)
     text = f"router holds {demand:g} requests at zero replicas: waking {desired}"
@@ -210,15 +168,15 @@ def _from_zero(t: Tunables, signals: Signals, summary: Summary, history: History
 def _serving(
     t: Tunables, *, current: int, signals: Signals, history: History, now: float
 ) -> Decision:
-    votes, history = _votes(t, current, signals, history=history, now=now)
-    if not votes:
+    proposals, history = votes(t, current, signals, history=history, now=now)
+    if not proposals:
         desired = min(max(current, t.floor), t.max)
         limit = _bound_limit(t, current, desired)
         text = "no load signal could be read (" + _problems(signals) + "); holding"
         return _decision(
             desired, current, Reason.SIGNALS_MISSING, limit=limit, message=text, history=history
         )
-    vote = max(votes, key=lambda v: v.replicas)
+    vote = max(proposals, key=lambda v: v.replicas)
     idle = _idle_for(history, signals, now)
     if t.min == 0 and idle is not None and idle >= t.zero_after:
         text = f"no traffic for {idle:.0f}s >= scaleToZeroAfter {t.zero_after:g}s"
@@ -235,94 +193,19 @@ def _serving(
     desired, limit = _rate_and_bounds(t, current=current, desired=desired, limit=limit)
     if t.min == 0 and desired == 1 and idle and limit is Limit.NONE:
         limit = Limit.SCALE_TO_ZERO_WAIT
-    reason = vote.reason if raw != current or desired != current else _hold_reason(votes, current)
+    reason = (
+        vote.reason if raw != current or desired != current else _hold_reason(proposals, current)
+    )
     if not t.floor <= current <= t.max:
         reason = Reason.REPLICA_BOUNDS
     text = _message(vote, current=current, raw=raw, desired=desired, limit=limit)
+    if limit is Limit.GPU_GUARD:
+        text += f" ({_gpu_busy(t, signals)})"
     if limit is Limit.SCALE_TO_ZERO_WAIT:
         text += f" (idle {idle or 0:.0f}s of scaleToZeroAfter {t.zero_after:g}s)"
-    if desired < current and signals.mean(Signal.GPU_UTILIZATION) is None:
-        text += "; GPU guard inactive: no DCGM_FI_DEV_GPU_UTIL data"
+    if desired < current and t.gpu_guard and signals.mean(Signal.GPU_UTILIZATION) is None:
+        text += "; GPU guard inactive: no DCGM data"
     return _decision(desired, current, reason, limit=limit, message=text, history=history)
-
-
-def _votes(
-    t: Tunables, current: int, signals: Signals, *, history: History, now: float
-) -> tuple[list[_Vote], History]:
-    """One proposal per readable load signal (queue, KV cache, GPU when asked) and the load
-    trend's; the history with this reading's load level."""
-    level = trend.load_level(
-        signals, target_kv=t.target_kv_cache_usage, target_queue=t.target_queue_depth
-    )
-    votes: list[_Vote] = []
-    ahead = _trend_vote(t, current=current, level=level, history=history, now=now)
-    if ahead is not None:
-        votes.append(ahead)
-    queue = signals.known(Signal.QUEUE_DEPTH)
-    if queue:
-        held = signals.demand or 0.0  # requests the router holds are waiting too
-        votes.append(_vote(queue, current, t.target_queue_depth, t, Reason.QUEUE_DEPTH, held))
-    kv = signals.known(Signal.KV_CACHE_USAGE)
-    if kv:
-        votes.append(_vote(kv, current, t.target_kv_cache_usage, t, Reason.KV_CACHE_USAGE))
-    gpu = signals.known(Signal.GPU_UTILIZATION)
-    if gpu and t.scale_up_on_gpu:
-        vote = _vote(gpu, current, t.target_gpu_utilization, t, Reason.GPU_UTILIZATION)
-        if vote.replicas > current:  # a scale-up signal only; the guard handles the rest
-            votes.append(vote)
-    return votes, history.with_load(now, level)
-
-
-_NOISE_FLOOR = 1e-6
-"""Projected growth (in replicas at target) below which a trend is rounding noise."""
-
-
-def _trend_vote(
-    t: Tunables, *, current: int, level: float | None, history: History, now: float
-) -> _Vote | None:
-    """Scale up now for the load ``scaleUpLookahead`` ahead (:mod:`tierwise.autoscaler.trend`).
-    Replicas still starting count as capacity: ``current`` includes them and is compared
-    with the projection, which is roughly when they will be ready."""
-    if level is None or t.lookahead <= 0:
-        return None
-    rate = trend.growth(history.loads, now=now, level=level, max_gap=2 * max(t.interval, 1.0))
-    # Growth within the tolerance band (or floating-point noise in a level summed over a
-    # different replica count) is no trend: projecting it would fight the reactive votes
-    # under constant load and flap.
-    if rate is None or rate * t.lookahead <= max(t.tolerance * level, _NOISE_FLOOR):
-        return None
-    ahead = trend.projected(level, rate, t.lookahead)
-    if ahead <= current * (1 + t.tolerance):
-        return None
-    text = (
-        f"load {level:.3g} replicas at target growing {60 * rate:.3g}/min, "
-        f"{ahead:.3g} in {t.lookahead:g}s"
-    )
-    return _Vote(_ceil(ahead), Reason.LOAD_TREND, ahead, float(current), text)
-
-
-def _vote(
-    values: list[float],
-    current: int,
-    target: float,
-    t: Tunables,
-    reason: Reason,
-    extra: float = 0.0,
-) -> _Vote:
-    """HPA's proportional rule with its conservative fill for replicas that did not report;
-    ``extra`` is load not on any replica (requests the router holds)."""
-    known = len(values)
-    total = sum(values) + extra
-    mean = total / known
-    ratio = mean / target
-    if known < current:
-        if ratio > 1:
-            ratio = total / (current * target)  # silent replicas assumed idle
-        elif ratio < 1:
-            ratio = (total + (current - known) * target) / (current * target)  # at target
-    if abs(ratio - 1) <= t.tolerance or (ratio - 1) * (mean / target - 1) < 0:
-        return _Vote(current, reason, mean, target)
-    return _Vote(_ceil(current * ratio), reason, mean, target)
 
 
 def _guards(t: Tunables, *, current: int, raw: int, signals: Signals) -> tuple[int, Limit]:
@@ -332,7 +215,7 @@ def _guards(t: Tunables, *, current: int, raw: int, signals: Signals) -> tuple[i
     if Signal.QUEUE_DEPTH in signals.missing or Signal.KV_CACHE_USAGE in signals.missing:
         return current, Limit.SIGNALS_MISSING
     gpu = signals.mean(Signal.GPU_UTILIZATION)
-    if gpu is not None and gpu >= t.target_gpu_utilization:
+    if t.gpu_guard and gpu is not None and gpu >= t.target_gpu_utilization:
         return current, Limit.GPU_GUARD
     return raw, Limit.NONE
 
@@ -357,8 +240,8 @@ def _stabilise(
 
 
 def _rate_and_bounds(t: Tunables, *, current: int, desired: int, limit: Limit) -> tuple[int, Limit]:
-    if desired > current + t.up_step:
-        desired, limit = current + t.up_step, Limit.SCALE_UP_STEP
+    if desired > current + t.up_limit(current):
+        desired, limit = current + t.up_limit(current), Limit.SCALE_UP_STEP
     if desired < current - t.down_step:
         desired, limit = current - t.down_step, Limit.SCALE_DOWN_STEP
     bounded = min(max(desired, t.floor), t.max)
@@ -376,22 +259,27 @@ def _idle_for(history: History, signals: Signals, now: float) -> float | None:
     return now - last
 
 
-def _hold_reason(votes: list[_Vote], current: int) -> Reason:
+def _hold_reason(votes: list[Vote], current: int) -> Reason:
     if all(v.replicas == current for v in votes):
         return Reason.WITHIN_TOLERANCE
     return max(votes, key=lambda v: v.replicas).reason
 
 
-def _message(vote: _Vote, *, current: int, raw: int, desired: int, limit: Limit) -> str:
+def _message(vote: Vote, *, current: int, raw: int, desired: int, limit: Limit) -> str:
     what = vote.text or f"{vote.value:.3g}/replica vs target {vote.target:g}"
     text = f"{vote.reason} {what} proposes {vote.replicas} (current {current})"
     if raw != vote.replicas:
         text += f", bounded to {raw}"
     if limit is not Limit.NONE:
         text += f"; {limit} applied"
-    if limit is Limit.GPU_GUARD:
-        text += " (GPUs busy)"
     return f"{text}: desired {desired}"
+
+
+def _gpu_busy(t: Tunables, signals: Signals) -> str:
+    """``DCGM_FI_PROF_SM_ACTIVE 82% >= 70%``: what held a scale-down."""
+    names = sorted({r.gpu_metric for r in signals.replicas if r.gpu_metric})
+    mean = signals.mean(Signal.GPU_UTILIZATION) or 0.0
+    return f"GPUs busy: {'/'.join(names) or 'GPU'} {mean:.0f}% >= {t.target_gpu_utilization:g}%"
 
 
 def _upper_limit(t: Tunables, wanted: int) -> Limit:
@@ -406,10 +294,6 @@ def _bound_limit(t: Tunables, current: int, desired: int) -> Limit:
 
 def _problems(signals: Signals) -> str:
     return "; ".join(signals.problems) or "no ready replica reported"
-
-
-def _ceil(value: float) -> int:
-    return math.ceil(value - _EPS)
 
 
 def _decision(

@@ -24,7 +24,7 @@ import aiohttp
 from tierwise.autoscaler import demand as names
 from tierwise.autoscaler.exposition import Sample
 from tierwise.autoscaler.model import ReplicaSample
-from tierwise.autoscaler.series import DCGM_GPU_UTIL, engine_names, gpu_by_pod, replica_sample
+from tierwise.autoscaler.series import engine_names, gpu_by_pod, gpu_metric_names, replica_sample
 from tierwise.engines import engine_for
 
 if TYPE_CHECKING:
@@ -80,18 +80,26 @@ async def replicas(
     metrics = engine_for(workload.engine).metrics
     wanted = engine_names(metrics)
     labels = {"namespace": workload.namespace, "pod": pod_regex([p.name for p in workload.pods])}
-    results = await asyncio.gather(
-        *(_try(session, config, selector(n, labels, window_s=config.stale_after)) for n in wanted),
+    engine_results, (found, gpu_problems) = await asyncio.gather(
+        asyncio.gather(
+            *(
+                _try(session, config, selector(n, labels, window_s=config.stale_after))
+                for n in wanted
+            )
+        ),
         _gpu(session, config, workload),
     )
-    problems = [r for r in results if isinstance(r, str)]
+    problems = [r for r in engine_results if isinstance(r, str)] + gpu_problems
     by_pod: dict[str, dict[str, list[Sample]]] = {}
-    for name, result in zip(wanted, results, strict=False):
+    for name, result in zip(wanted, engine_results, strict=True):
         for s in result if isinstance(result, list) else []:
             by_pod.setdefault(s.labels.get("pod", ""), {}).setdefault(name, []).append(s)
-    gpu_samples = results[-1] if isinstance(results[-1], list) else []
     gpus = gpu_by_pod(
-        gpu_samples, namespace=workload.namespace, now=now, stale_after=config.stale_after
+        found,
+        gpu_metric_names(config.gpu_metric),
+        namespace=workload.namespace,
+        now=now,
+        stale_after=config.stale_after,
     )
     samples: list[ReplicaSample] = []
     for pod in workload.pods:
@@ -101,7 +109,7 @@ async def replicas(
             metrics=metrics,
             now=now,
             stale_after=config.stale_after,
-            gpu_utilization=gpus.get(pod.name),
+            gpu=gpus.get(pod.name),
         )
         samples.append(sample)
         problems.extend(pod_problems)
@@ -110,18 +118,29 @@ async def replicas(
 
 async def _gpu(
     session: aiohttp.ClientSession, config: SourceConfig, workload: Workload
+) -> tuple[dict[str, list[Sample]], list[str]]:
+    """The series of every DCGM metric ``gpuMetric`` may read, and a problem per failure
+    (the metrics are asked concurrently; the preference is applied per pod later)."""
+    names = gpu_metric_names(config.gpu_metric)
+    results = await asyncio.gather(*(_gpu_series(session, config, workload, n) for n in names))
+    found = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, list)}
+    problems = [r for r in results if isinstance(r, str)]
+    if not problems and not any(found.values()):
+        problems.append(f"gpuUtilization: no {' or '.join(names)} series in Prometheus")
+    return found, problems
+
+
+async def _gpu_series(
+    session: aiohttp.ClientSession, config: SourceConfig, workload: Workload, name: str
 ) -> list[Sample] | str:
     pods = pod_regex([p.name for p in workload.pods])
     window = config.stale_after
     exported = {"exported_namespace": workload.namespace, "exported_pod": pods}
-    found = await _try(session, config, selector(DCGM_GPU_UTIL, exported, window_s=window))
+    found = await _try(session, config, selector(name, exported, window_s=window))
     if isinstance(found, list) and found:
         return found
     direct = {"namespace": workload.namespace, "pod": pods}
-    found = await _try(session, config, selector(DCGM_GPU_UTIL, direct, window_s=window))
-    if isinstance(found, list) and not found:
-        return f"gpuUtilization: no {DCGM_GPU_UTIL} series in Prometheus"
-    return found
+    return await _try(session, config, selector(name, direct, window_s=window))
 
 
 async def demand(

@@ -16,11 +16,31 @@ import math
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
+from tierwise.api.model_deployment import GPUMetric
 from tierwise.autoscaler.exposition import Sample
 from tierwise.autoscaler.model import ReplicaSample
 from tierwise.engines import EngineMetrics
 
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+"""Percent of time any kernel ran: ~100 with a single request in flight."""
+DCGM_SM_ACTIVE = "DCGM_FI_PROF_SM_ACTIVE"
+"""Ratio of cycles an SM has a warp assigned (profiling; not in dcgm-exporter's defaults)."""
+DCGM_TENSOR_ACTIVE = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
+"""Ratio of cycles the tensor pipe is active (profiling; in dcp-metrics-included.csv)."""
+_RATIOS = frozenset({DCGM_SM_ACTIVE, DCGM_TENSOR_ACTIVE})
+
+
+def gpu_metric_names(choice: GPUMetric) -> tuple[str, ...]:
+    """The dcgm-exporter series to read for ``choice``, most preferred first."""
+    match choice:
+        case GPUMetric.SM_ACTIVE:
+            return (DCGM_SM_ACTIVE,)
+        case GPUMetric.TENSOR_ACTIVE:
+            return (DCGM_TENSOR_ACTIVE,)
+        case GPUMetric.GPU_UTIL:
+            return (DCGM_GPU_UTIL,)
+        case _:
+            return (DCGM_SM_ACTIVE, DCGM_TENSOR_ACTIVE)
 
 
 class Reduce(Enum):
@@ -53,7 +73,7 @@ def replica_sample(
     metrics: EngineMetrics,
     now: float,
     stale_after: float,
-    gpu_utilization: float | None = None,
+    gpu: tuple[float, str] | None = None,
 ) -> tuple[ReplicaSample, list[str]]:
     """The pod's sample from its series, and a problem line per value left unknown."""
     problems: list[str] = []
@@ -71,7 +91,8 @@ def replica_sample(
         queue_depth=read(metrics.waiting_requests, Reduce.SUM),
         running_requests=read(metrics.running_requests, Reduce.SUM),
         kv_cache_usage=read(metrics.kv_cache_usage, Reduce.MEAN),
-        gpu_utilization=gpu_utilization,
+        gpu_utilization=gpu[0] if gpu else None,
+        gpu_metric=gpu[1] if gpu else None,
         prompt_tokens_total=read(metrics.prompt_tokens_total, Reduce.SUM),
         prefix_cache_hit_rate=_hit_rate(found, metrics, now=now, stale_after=stale_after),
     )
@@ -117,10 +138,28 @@ def _hit_rate(
 
 
 def gpu_by_pod(
-    samples: Sequence[Sample], *, namespace: str, now: float, stale_after: float
+    found: Mapping[str, Sequence[Sample]],
+    names: Sequence[str],
+    *,
+    namespace: str,
+    now: float,
+    stale_after: float,
+) -> dict[str, tuple[float, str]]:
+    """Per workload pod: the mean over its GPUs of the first of ``names`` (most preferred
+    first) with a fresh value, as a percent, and that series' name. Pods are named by
+    dcgm-exporter's ``pod``/``namespace`` labels, or ``exported_pod``/``exported_namespace``
+    behind a Prometheus relabel."""
+    out: dict[str, tuple[float, str]] = {}
+    for name in names:
+        scale = 100.0 if name in _RATIOS else 1.0
+        for pod, value in _mean_by_pod(found.get(name, ()), namespace, now, stale_after).items():
+            out.setdefault(pod, (value * scale, name))
+    return out
+
+
+def _mean_by_pod(
+    samples: Sequence[Sample], namespace: str, now: float, stale_after: float
 ) -> dict[str, float]:
-    """Mean DCGM GPU utilisation per workload pod (dcgm-exporter's ``pod``/``namespace``
-    labels, or ``exported_pod``/``exported_namespace`` behind a Prometheus relabel)."""
     by_pod: dict[str, list[Sample]] = {}
     for s in samples:
         pod = s.labels.get("exported_pod") or s.labels.get("pod")

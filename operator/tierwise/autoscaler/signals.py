@@ -5,8 +5,9 @@ GPU utilisation, and the router's demand, read the same way whether or not the c
 Prometheus. Two sources:
 
 * ``scrape`` (default): GET each ready engine pod's ``/metrics`` concurrently (one shared
-  aiohttp session, a short timeout per request), DCGM's ``/metrics`` per node when URLs are
-  given, and the router pods' ``/metrics`` for demand. Works with no Prometheus at all.
+  aiohttp session, a short timeout per request), the dcgm-exporters the operator was given
+  (``--dcgm-url``: one per node, or shared ones read for every pod), and the router pods'
+  ``/metrics`` for demand. Works with no Prometheus at all.
 * ``prometheus``: instant queries of ``metric{namespace,pod=~...}[staleAfter]`` against
   ``/api/v1/query``; a range selector returns the raw samples with their own timestamps, so
   staleness is judged on when the engine reported, not when Prometheus was asked.
@@ -26,11 +27,11 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from tierwise.api.common import parse_duration
-from tierwise.api.model_deployment import EngineName, MetricsSource, MetricsSourceType
+from tierwise.api.model_deployment import EngineName, GPUMetric, MetricsSource, MetricsSourceType
 from tierwise.autoscaler import demand, exposition, prometheus
 from tierwise.autoscaler.exposition import Sample
 from tierwise.autoscaler.model import ReplicaSample, Signals
-from tierwise.autoscaler.series import DCGM_GPU_UTIL, engine_names, gpu_by_pod, replica_sample
+from tierwise.autoscaler.series import engine_names, gpu_by_pod, gpu_metric_names, replica_sample
 from tierwise.engines import engine_for
 
 DEFAULT_TIMEOUT_S = 2.0
@@ -66,7 +67,12 @@ class SourceConfig:
     router_urls: tuple[str, ...] = ()
     """The router pods' /metrics URLs (the demand signal); the operator finds them."""
     dcgm_urls: Mapping[str, str] = field(default_factory=dict)
-    """Node name -> dcgm-exporter /metrics URL, for GPU utilisation in scrape mode."""
+    """Node name -> dcgm-exporter /metrics URL, for the GPU signal in scrape mode."""
+    dcgm_shared_urls: tuple[str, ...] = ()
+    """dcgm-exporter /metrics URLs read whatever node the pods run on (series are matched
+    to pods by their labels)."""
+    gpu_metric: GPUMetric = GPUMetric.AUTO
+    """Which DCGM series is the GPU signal (``spec.autoscaling.gpuMetric``)."""
 
     @classmethod
     def from_spec(
@@ -75,6 +81,8 @@ class SourceConfig:
         *,
         router_urls: Sequence[str] = (),
         dcgm_urls: Mapping[str, str] | None = None,
+        dcgm_shared_urls: Sequence[str] = (),
+        gpu_metric: GPUMetric = GPUMetric.AUTO,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> SourceConfig:
         return cls(
@@ -84,6 +92,8 @@ class SourceConfig:
             timeout=timeout,
             router_urls=tuple(router_urls),
             dcgm_urls=dict(dcgm_urls or {}),
+            dcgm_shared_urls=tuple(dcgm_shared_urls),
+            gpu_metric=gpu_metric,
         )
 
 
@@ -159,7 +169,7 @@ async def _scrape_replicas(
             metrics=metrics,
             now=now,
             stale_after=config.stale_after,
-            gpu_utilization=gpus.get(pod.name),
+            gpu=gpus.get(pod.name),
         )
         samples.append(sample)
         problems.extend(pod_problems if result else [])
@@ -168,26 +178,30 @@ async def _scrape_replicas(
 
 async def _scrape_gpus(
     session: aiohttp.ClientSession, config: SourceConfig, workload: Workload, *, now: float
-) -> tuple[dict[str, float], list[str]]:
-    """GPU utilisation per pod from the dcgm-exporters of the pods' nodes."""
+) -> tuple[dict[str, tuple[float, str]], list[str]]:
+    """The GPU signal per pod from the dcgm-exporters of the pods' nodes and the shared ones."""
     nodes = [p.node for p in workload.pods if p.node is not None]
-    urls = sorted({config.dcgm_urls[n] for n in nodes if n in config.dcgm_urls})
+    per_node = {config.dcgm_urls[n] for n in nodes if n in config.dcgm_urls}
+    urls = sorted(per_node | set(config.dcgm_shared_urls))
     if not urls:
         return {}, (["gpuUtilization: no dcgm-exporter configured"] if workload.pods else [])
+    names = gpu_metric_names(config.gpu_metric)
     results = await asyncio.gather(
-        *(scrape(session, url, [DCGM_GPU_UTIL], timeout_s=config.timeout) for url in urls)
+        *(scrape(session, url, names, timeout_s=config.timeout) for url in urls)
     )
-    samples: list[Sample] = []
+    found: dict[str, list[Sample]] = {}
     problems: list[str] = []
     for url, result in zip(urls, results, strict=True):
         if isinstance(result, str):
             problems.append(f"dcgm-exporter {url}: {result}")
-        else:
-            samples.extend(result.get(DCGM_GPU_UTIL, []))
+            continue
+        for name, samples in result.items():
+            found.setdefault(name, []).extend(samples)
     gpus = gpu_by_pod(
-        samples, namespace=workload.namespace, now=now, stale_after=config.stale_after
+        found, names, namespace=workload.namespace, now=now, stale_after=config.stale_after
     )
-    problems.extend(f"{p.name}: no {DCGM_GPU_UTIL}" for p in workload.pods if p.name not in gpus)
+    wanted = " or ".join(names)
+    problems.extend(f"{p.name}: no {wanted}" for p in workload.pods if p.name not in gpus)
     return gpus, problems
 
 

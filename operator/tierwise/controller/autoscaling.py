@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ import aiohttp
 
 from tierwise.api.common import parse_duration
 from tierwise.api.model_deployment import AutoscalingMode, ModelDeployment
+from tierwise.autoscaler import coldstart
 from tierwise.autoscaler.deletion_cost import deletion_costs
 from tierwise.autoscaler.history import History
 from tierwise.autoscaler.model import Decision, Direction, Signals
@@ -86,7 +87,11 @@ class AutoscalerSettings:
     scrape_timeout_s: float = DEFAULT_TIMEOUT_S
     status_refresh_s: float = 60.0
     dcgm_urls: Mapping[str, str] = field(default_factory=dict)
-    """Node name → dcgm-exporter /metrics URL (GPU utilisation guard)."""
+    """Node name → dcgm-exporter /metrics URL (``--dcgm-url NODE=URL``), read for the pods
+    on that node (the GPU signal: status, the opt-in guard, scaleUpOnGPUUtilization)."""
+    dcgm_shared_urls: tuple[str, ...] = ()
+    """dcgm-exporter /metrics URLs read for every ModelDeployment whatever node its pods
+    are on (``--dcgm-url URL``); series are matched to pods by their labels."""
 
 
 @dataclass
@@ -179,10 +184,13 @@ class Autoscaler:
             md.spec.autoscaling.metrics,
             router_urls=await self._router_urls(namespace),
             dcgm_urls=self.settings.dcgm_urls,
+            dcgm_shared_urls=self.settings.dcgm_shared_urls,
+            gpu_metric=md.spec.autoscaling.gpu_metric,
             timeout=self.settings.scrape_timeout_s,
         )
         workload = Workload(namespace, name, md.spec.engine.name, targets)
         signals = await collect(self._http(), config, workload, now=self.clock())
+        signals = replace(signals, cold_start=coldstart.measured(pods))
         decision = decide(
             md.spec.autoscaling,
             md.spec.replicas,

@@ -98,6 +98,15 @@ def _autoscaling_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often the autoscaling timer wakes (each object runs on its own interval)",
     )
     group.add_argument(
+        "--dcgm-url",
+        action="append",
+        default=[],
+        type=dcgm_target,
+        metavar="[NODE=]URL",
+        help="a dcgm-exporter's /metrics, for the GPU signal in scrape mode (repeatable): "
+        "NODE=URL for the pods on that node, a bare URL for pods on any node",
+    )
+    group.add_argument(
         "--no-autoscaling", action="store_true", help="run no autoscaling timer at all"
     )
 
@@ -159,14 +168,34 @@ def routing_settings(
     return router, webhook
 
 
+def dcgm_target(value: str) -> tuple[str | None, str]:
+    """``NODE=URL`` or ``URL`` as (node or None, URL); argparse reports the ValueError."""
+    node, sep, rest = value.partition("=")
+    if sep and "/" not in node and ":" not in node:
+        if not node:
+            raise argparse.ArgumentTypeError(f"{value!r}: the node name before '=' is empty")
+        value = rest
+    else:
+        node = ""
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an http(s) URL; give URL or NODE=URL, e.g. "
+            "gpu-node-1=http://10.0.0.5:9400/metrics"
+        )
+    return node or None, value
+
+
 def autoscaler_settings(args: argparse.Namespace) -> AutoscalerSettings | None:
     if args.no_autoscaling:
         return None
+    targets: list[tuple[str | None, str]] = args.dcgm_url
     return AutoscalerSettings(
         tick_s=args.autoscale_tick,
         router_metrics_urls=tuple(args.router_metrics_url),
         discover_routers=args.discover_routers,
         pod_address=PodAddress(args.pod_metrics_address),
+        dcgm_urls={node: url for node, url in targets if node is not None},
+        dcgm_shared_urls=tuple(url for node, url in targets if node is None),
     )
 
 
