@@ -89,6 +89,14 @@ def _ask(router: str) -> tuple[int, dict[str, Any]]:
         return response.status, orjson.loads(response.read())
 
 
+def _routable(router: str) -> bool:
+    """Whether the router's table has a ready replica of the tier (its endpoints gauge)."""
+    with urllib.request.urlopen(router + "/metrics", timeout=2) as response:
+        text = response.read().decode()
+    samples = parse(text, ["tierwise_router_endpoints"]).get("tierwise_router_endpoints", [])
+    return sum(s.value for s in samples if s.labels.get("backend") == NAME) > 0
+
+
 def _pending(router: str) -> float:
     with urllib.request.urlopen(router + "/metrics", timeout=2) as response:
         text = response.read().decode()
@@ -103,7 +111,7 @@ def test_burst_up_quiet_down_to_zero_then_a_held_request_is_served(
     custom = kubernetes.client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object(*GVP, md(NAME, min=1, max=3))
     wait_for(lambda: len(ready_urls(api, NAME)) == 1, timeout=30, message="one ready replica")
-    time.sleep(1.5)  # the router reloads its endpoint file once a second
+    wait_for(lambda: _routable(router), timeout=10, message="the router has the replica")
 
     with Sampler(api) as sampler, concurrent.futures.ThreadPoolExecutor(1) as pool:
         burst_at = time.monotonic()
@@ -134,7 +142,7 @@ def test_burst_up_quiet_down_to_zero_then_a_held_request_is_served(
         timeout=15,
         message=f"no ready replica ({spec_replicas(api, NAME)}, {event_reasons(api, NAME)})",
     )
-    time.sleep(1.5)  # the router's table has no replica for the tier now
+    wait_for(lambda: not _routable(router), timeout=10, message="the router's tier is empty")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(_ask, router)
         wait_for(lambda: _pending(router) >= 1, timeout=10, message="the router holds it")
