@@ -52,11 +52,17 @@ CONTEXT_NAME = "tierwise-local"
 def kubeconfig(url: str, *, namespace: str = "default") -> dict[str, Any]:
     """A kubeconfig document with one context for the emulated cluster."""
     return {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
         "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": url}}],
         "users": [{"name": CONTEXT_NAME, "user": {"token": "emulated"}}],
-        "contexts": [{"name": CONTEXT_NAME, "context": {
-            "cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": CONTEXT_NAME,
+                "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace},
+            }
+        ],
         "current-context": CONTEXT_NAME,
     }
 
@@ -64,19 +70,25 @@ def kubeconfig(url: str, *, namespace: str = "default") -> dict[str, Any]:
 class EmulatedCluster:
     """The emulated API server plus its controllers, on a free port (see module docs)."""
 
-    def __init__(self, *, workloads: WorkloadBackend | None = None,
-                 namespaces: Iterable[str] = ("default",), port: int = 0,
-                 bookmark_interval: float = 1.0,
-                 kubeconfig_path: str | pathlib.Path | None = None,
-                 endpoint_slices: bool | None = None,
-                 max_termination_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        workloads: WorkloadBackend | None = None,
+        namespaces: Iterable[str] = ("default",),
+        port: int = 0,
+        bookmark_interval: float = 1.0,
+        kubeconfig_path: str | pathlib.Path | None = None,
+        endpoint_slices: bool | None = None,
+        max_termination_grace: float = 5.0,
+    ) -> None:
         self.backend = workloads
         self.namespaces = tuple(namespaces)
         self.server = EmulatedApiServer(bookmark_interval=bookmark_interval)
         self.controller: DeploymentController | None = None
         self.endpoint_slices: EndpointSliceController | None = None
-        self._run_endpoint_slices = (workloads is not None if endpoint_slices is None
-                                     else endpoint_slices)
+        self._run_endpoint_slices = (
+            workloads is not None if endpoint_slices is None else endpoint_slices
+        )
         self.max_termination_grace = max_termination_grace
         self._proxy: ServiceProxy | None = None
         self._port = port
@@ -117,16 +129,21 @@ class EmulatedCluster:
             raise
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self._stop()
 
     # -- lifecycle: in a background thread ------------------------------------------------------
     def __enter__(self) -> Self:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="tierwise-emulated-cluster",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="tierwise-emulated-cluster", daemon=True
+        )
         self._thread.start()
         try:
             self.call(self._start())
@@ -135,8 +152,12 @@ class EmulatedCluster:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -161,13 +182,15 @@ class EmulatedCluster:
             return await coro
 
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
-            wrapper(), self.loop)
+            wrapper(), self.loop
+        )
         return future.result(timeout)
 
     async def _start(self) -> None:
         await self.server.__aenter__()
-        self._runner = aiohttp.web.ServerRunner(aiohttp.web.Server(self.server),
-                                                shutdown_timeout=1.0)
+        self._runner = aiohttp.web.ServerRunner(
+            aiohttp.web.Server(self.server), shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = aiohttp.web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
@@ -178,14 +201,18 @@ class EmulatedCluster:
         self._write_kubeconfig()
         if self.backend is not None:
             from tierwise.local.workloads import ClusterAware, ClusterHandle
+
             if isinstance(self.backend, ClusterAware):
                 self.backend.bind(ClusterHandle(self.server.store, self.kubeconfig_path, self.url))
             from tierwise.local.workloads import DeploymentController
+
             self.controller = DeploymentController(
-                self.server, self.backend, max_termination_grace=self.max_termination_grace)
+                self.server, self.backend, max_termination_grace=self.max_termination_grace
+            )
             await self.controller.start()
         if self._run_endpoint_slices:
             from tierwise.local.endpointslice_controller import EndpointSliceController
+
             self.endpoint_slices = EndpointSliceController(self.server)
             await self.endpoint_slices.start()
 
@@ -220,8 +247,9 @@ class EmulatedCluster:
         self._kubeconfig = path
 
     # -- conveniences --------------------------------------------------------------------------
-    def create_now(self, resource: kmock.resource | str, namespace: str | None,
-                   body: Mapping[str, Any]) -> dict[str, Any]:
+    def create_now(
+        self, resource: kmock.resource | str, namespace: str | None, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Create an object directly in the store; only from the cluster's own loop."""
         return self.server.store.create(kmock.resource(resource), namespace, body)
 
@@ -243,8 +271,10 @@ class EmulatedCluster:
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the cluster's loop: directly from it, else through :meth:`call`."""
         if self._thread is not None and threading.current_thread() is not self._thread:
+
             async def run() -> T:
                 return fn()
+
             return self.call(run())
         self.loop  # noqa: B018  # raises when the cluster is not running
         return fn()

@@ -84,7 +84,8 @@ class DemoOptions:
     concurrency: int = 12
     ready_timeout_s: float = 90.0
     profiles: Mapping[str, str] = field(
-        default_factory=lambda: {"small-llm": Profile.SMALL, "mid-llm": Profile.MID})
+        default_factory=lambda: {"small-llm": Profile.SMALL, "mid-llm": Profile.MID}
+    )
     """Simulator latency profile per ModelDeployment name (others: ``mid``)."""
     frontier_profile: Profile = Profile.LARGE
 
@@ -99,8 +100,13 @@ class ChildProcess:
 
     def __enter__(self) -> ChildProcess:
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -117,8 +123,7 @@ class ChildProcess:
     def check(self) -> None:
         """Raise :class:`DemoError` with the log's tail when the process has exited."""
         if self.process is not None and self.process.poll() is not None:
-            raise DemoError(f"{self.name} exited with {self.process.returncode}:\n"
-                            f"{self.tail()}")
+            raise DemoError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
 
     def tail(self, chars: int = 1500) -> str:
         try:
@@ -131,8 +136,15 @@ def _all_ready(rows: Sequence[DeploymentRow]) -> bool:
     return all(r.phase == "Ready" and r.desired > 0 and r.ready >= r.desired for r in rows)
 
 
-def wait_ready(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests, *,
-               operator: ChildProcess, timeout_s: float, emit: Emit) -> None:
+def wait_ready(
+    api: kubernetes.client.ApiClient,
+    namespace: str,
+    manifests: Manifests,
+    *,
+    operator: ChildProcess,
+    timeout_s: float,
+    emit: Emit,
+) -> None:
     """Poll the ModelDeployments' status until all are Ready, printing each change."""
     deadline = time.monotonic() + timeout_s
     seen: dict[str, tuple[str, int, int]] = {}
@@ -146,8 +158,10 @@ def wait_ready(api: kubernetes.client.ApiClient, namespace: str, manifests: Mani
         if _all_ready(rows):
             return
         if time.monotonic() > deadline:
-            raise DemoError(f"ModelDeployments not Ready after {timeout_s:.0f}s: "
-                            f"{seen}\noperator log:\n{operator.tail()}")
+            raise DemoError(
+                f"ModelDeployments not Ready after {timeout_s:.0f}s: "
+                f"{seen}\noperator log:\n{operator.tail()}"
+            )
         time.sleep(0.2)
 
 
@@ -166,20 +180,25 @@ def wait_router(router: ChildProcess, url: str, timeout_s: float = 30.0) -> None
     while _http_get(url + "/readyz", timeout=1.0)[0] != 200:
         router.check()
         if time.monotonic() > deadline:
-            raise DemoError(f"the router at {url} is not ready after {timeout_s:.0f}s:\n"
-                            f"{router.tail()}")
+            raise DemoError(
+                f"the router at {url} is not ready after {timeout_s:.0f}s:\n{router.tail()}"
+            )
         time.sleep(0.1)
 
 
 @contextlib.contextmanager
-def _frontier(manifests: Manifests, options: DemoOptions, log: Path) -> Iterator[EngineProcess
-                                                                                | None]:
+def _frontier(
+    manifests: Manifests, options: DemoOptions, log: Path
+) -> Iterator[EngineProcess | None]:
     externals = manifests.externals()
     if not externals:
         yield None
         return
-    config = SimConfig(model=externals[0]["model"], seed=options.seed + 7,
-                       latency=PROFILES[options.frontier_profile])
+    config = SimConfig(
+        model=externals[0]["model"],
+        seed=options.seed + 7,
+        latency=PROFILES[options.frontier_profile],
+    )
     engine = start_engine(config, log_path=log, startup_timeout_s=30.0)
     try:
         yield engine
@@ -200,62 +219,108 @@ class _Running:
     endpoints: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _start_cluster(stack: contextlib.ExitStack, options: DemoOptions, emit: Emit,
-                   workdir: Path, manifests: Manifests) -> _Running:
+def _start_cluster(
+    stack: contextlib.ExitStack,
+    options: DemoOptions,
+    emit: Emit,
+    workdir: Path,
+    manifests: Manifests,
+) -> _Running:
     backend = SimWorkloadBackend(options.profiles, default_profile=Profile.MID)
     cluster = stack.enter_context(
-        EmulatedCluster(workloads=backend, namespaces=("default", options.namespace)))
+        EmulatedCluster(workloads=backend, namespaces=("default", options.namespace))
+    )
     cluster.install_crds(build_crds().values())
     api = stack.enter_context(cluster.api_client())
-    emit(f"[1/6] embedded cluster (emulated Kubernetes API) on {cluster.url}; "
-         "CRDs installed; engine pods run as simulator processes")
+    emit(
+        f"[1/6] embedded cluster (emulated Kubernetes API) on {cluster.url}; "
+        "CRDs installed; engine pods run as simulator processes"
+    )
     return _Running(workdir, manifests, api, cluster)
 
 
-def _start_operator(stack: contextlib.ExitStack, run: _Running, options: DemoOptions,
-                    emit: Emit) -> ChildProcess:
-    operator = stack.enter_context(ChildProcess(
-        "tierwise operator",
-        ["operator", "--kubeconfig", str(run.cluster.kubeconfig_path), "-n", options.namespace],
-        run.workdir / "operator.log"))
-    emit(f"[2/6] tierwise operator started (pid {operator.process.pid if operator.process else '?'}"
-         f", watching namespace {options.namespace})")
+def _start_operator(
+    stack: contextlib.ExitStack, run: _Running, options: DemoOptions, emit: Emit
+) -> ChildProcess:
+    operator = stack.enter_context(
+        ChildProcess(
+            "tierwise operator",
+            ["operator", "--kubeconfig", str(run.cluster.kubeconfig_path), "-n", options.namespace],
+            run.workdir / "operator.log",
+        )
+    )
+    emit(
+        f"[2/6] tierwise operator started (pid {operator.process.pid if operator.process else '?'}"
+        f", watching namespace {options.namespace})"
+    )
     return operator
 
 
-def _start_router(stack: contextlib.ExitStack, run: _Running, options: DemoOptions,
-                  frontier: EngineProcess | None, emit: Emit) -> ChildProcess:
+def _start_router(
+    stack: contextlib.ExitStack,
+    run: _Running,
+    options: DemoOptions,
+    frontier: EngineProcess | None,
+    emit: Emit,
+) -> ChildProcess:
     run.endpoints = read_endpoints(run.api, options.namespace, run.manifests.names)
-    files = {name: run.workdir / name for name in
-             ("routingpolicy.yaml", "endpoints.yaml", "modeldeployments.yaml")}
+    files = {
+        name: run.workdir / name
+        for name in ("routingpolicy.yaml", "endpoints.yaml", "modeldeployments.yaml")
+    }
     policy = effective_policy(run.manifests, frontier.url if frontier else None)
     files["routingpolicy.yaml"].write_text(yaml.safe_dump(policy, sort_keys=False))
     files["endpoints.yaml"].write_text(endpoints_yaml(run.endpoints))
     files["modeldeployments.yaml"].write_text(
-        yaml.safe_dump_all(run.manifests.deployments, sort_keys=False))
+        yaml.safe_dump_all(run.manifests.deployments, sort_keys=False)
+    )
     port = free_port()
-    router = stack.enter_context(ChildProcess("tierwise router", [
-        "router", "--policy", str(files["routingpolicy.yaml"]),
-        "--endpoints", str(files["endpoints.yaml"]),
-        "--deployments", str(files["modeldeployments.yaml"]),
-        "--secrets-dir", str(run.workdir / "secrets"), "--port", str(port),
-        "--namespace", options.namespace,
-        "--shutdown-grace", "2", "--scrape-interval", "0.5"], run.workdir / "router.log"))
+    router = stack.enter_context(
+        ChildProcess(
+            "tierwise router",
+            [
+                "router",
+                "--policy",
+                str(files["routingpolicy.yaml"]),
+                "--endpoints",
+                str(files["endpoints.yaml"]),
+                "--deployments",
+                str(files["modeldeployments.yaml"]),
+                "--secrets-dir",
+                str(run.workdir / "secrets"),
+                "--port",
+                str(port),
+                "--namespace",
+                options.namespace,
+                "--shutdown-grace",
+                "2",
+                "--scrape-interval",
+                "0.5",
+            ],
+            run.workdir / "router.log",
+        )
+    )
     run.router_url = f"http://127.0.0.1:{port}"
     wait_router(router, run.router_url)
-    emit(f"[4/6] tierwise router on {run.router_url}; endpoints derived from ready pods "
-         "(stand-in for the RoutingPolicy reconciler, not built yet)")
+    emit(
+        f"[4/6] tierwise router on {run.router_url}; endpoints derived from ready pods "
+        "(stand-in for the RoutingPolicy reconciler, not built yet)"
+    )
     if frontier is not None:
         run.frontier_url = frontier.url
-        emit(f"      frontier tier: external API stand-in (simulator, '{options.frontier_profile}'"
-             f" profile) at {frontier.url}/v1; API key written as a Secret file, not shown")
+        emit(
+            f"      frontier tier: external API stand-in (simulator, '{options.frontier_profile}'"
+            f" profile) at {frontier.url}/v1; API key written as a Secret file, not shown"
+        )
     return router
 
 
 def _drive(run: _Running, options: DemoOptions, emit: Emit) -> DemoSummary:
     mix = demo_mix(options.requests, options.seed)
-    emit(f"[5/6] sending {len(mix)} requests (chat, code, reasoning, agentic sessions) "
-         f"through the router, {options.concurrency} at a time")
+    emit(
+        f"[5/6] sending {len(mix)} requests (chat, code, reasoning, agentic sessions) "
+        f"through the router, {options.concurrency} at a time"
+    )
     began = time.monotonic()
     outcomes = asyncio.run(send_all(run.router_url, mix, concurrency=options.concurrency))
     wall = time.monotonic() - began
@@ -266,13 +331,22 @@ def _drive(run: _Running, options: DemoOptions, emit: Emit) -> DemoSummary:
     urls = {"router": run.router_url, "cluster": run.cluster.url}
     if run.frontier_url:
         urls["frontier"] = run.frontier_url
-    return summarize(rows, outcomes, parse_router_metrics(text),
-                     tier_order=list(run.manifests.tiers), wall_s=wall, urls=urls)
+    return summarize(
+        rows,
+        outcomes,
+        parse_router_metrics(text),
+        tier_order=list(run.manifests.tiers),
+        wall_s=wall,
+        urls=urls,
+    )
 
 
-def run_demo(options: DemoOptions, emit: Emit,
-             on_summary: Callable[[DemoSummary], None] | None = None,
-             interrupted: threading.Event | None = None) -> DemoSummary:
+def run_demo(
+    options: DemoOptions,
+    emit: Emit,
+    on_summary: Callable[[DemoSummary], None] | None = None,
+    interrupted: threading.Event | None = None,
+) -> DemoSummary:
     """Run the demo end to end; everything is stopped before this returns or raises.
 
     ``on_summary`` is called with the summary while everything is still up (the
@@ -288,13 +362,22 @@ def run_demo(options: DemoOptions, emit: Emit,
         operator = _start_operator(stack, run, options, emit)
         write_secrets(run.api, options.namespace, manifests.externals(), workdir / "secrets")
         apply_manifests(run.api, options.namespace, manifests)
-        emit(f"[3/6] applied {options.manifests.name}: {len(manifests.deployments)} "
-             "ModelDeployments, 1 RoutingPolicy; waiting for replicas")
-        wait_ready(run.api, options.namespace, manifests, operator=operator,
-                   timeout_s=options.ready_timeout_s, emit=emit)
+        emit(
+            f"[3/6] applied {options.manifests.name}: {len(manifests.deployments)} "
+            "ModelDeployments, 1 RoutingPolicy; waiting for replicas"
+        )
+        wait_ready(
+            run.api,
+            options.namespace,
+            manifests,
+            operator=operator,
+            timeout_s=options.ready_timeout_s,
+            emit=emit,
+        )
         _start_router(stack, run, options, frontier, emit)
-        for line in format_deployments(read_rows(run.api, options.namespace, manifests,
-                                                 run.endpoints)):
+        for line in format_deployments(
+            read_rows(run.api, options.namespace, manifests, run.endpoints)
+        ):
             emit("      " + line)
         summary = _drive(run, options, emit)
         emit("[6/6] done; report below (all latencies and costs are simulated)")
@@ -306,18 +389,27 @@ def run_demo(options: DemoOptions, emit: Emit,
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
 
-def _keep_running(run: _Running, options: DemoOptions, operator: ChildProcess,
-                  emit: Emit, interrupted: threading.Event) -> None:
+def _keep_running(
+    run: _Running,
+    options: DemoOptions,
+    operator: ChildProcess,
+    emit: Emit,
+    interrupted: threading.Event,
+) -> None:
     """Stay up until Ctrl-C, refreshing the router's endpoint file as pods change."""
     emit("")
     emit("Still running (Ctrl-C stops everything):")
     emit(f"  router      {run.router_url}   e.g.")
-    emit(f"    curl -s {run.router_url}/v1/chat/completions -H 'content-type: application/json' "
-         "-d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"prove it\"}]}' -i")
+    emit(
+        f"    curl -s {run.router_url}/v1/chat/completions -H 'content-type: application/json' "
+        '-d \'{"model":"auto","messages":[{"role":"user","content":"prove it"}]}\' -i'
+    )
     emit(f"    curl -s {run.router_url}/metrics | grep tierwise_router_cost")
     emit(f"  cluster     {run.cluster.url}   kubeconfig {run.cluster.kubeconfig_path}")
-    emit(f"    kubectl --kubeconfig {run.cluster.kubeconfig_path} -n {options.namespace} "
-         "get md,deploy,pods")
+    emit(
+        f"    kubectl --kubeconfig {run.cluster.kubeconfig_path} -n {options.namespace} "
+        "get md,deploy,pods"
+    )
     emit(f"  logs        {run.workdir}/operator.log, router.log")
     path = run.workdir / "endpoints.yaml"
     while True:

@@ -31,18 +31,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "examples/00-demo, send a mixed workload and report routing decisions and the "
         "cost saved against an all-frontier baseline. Engines are simulated.",
     )
-    parser.add_argument("--requests", type=_positive, default=200, metavar="N",
-                        help="requests to send (default 200)")
+    parser.add_argument(
+        "--requests",
+        type=_positive,
+        default=200,
+        metavar="N",
+        help="requests to send (default 200)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="traffic seed (default 0)")
-    parser.add_argument("--concurrency", type=_positive, default=12, metavar="N",
-                        help="requests in flight at once (default 12)")
-    parser.add_argument("--keep-running", action="store_true",
-                        help="stay up after the report and print URLs to try (Ctrl-C stops)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the summary as JSON on stdout (progress on stderr)")
-    parser.add_argument("--manifests", type=Path, default=REPO_EXAMPLE, metavar="DIR",
-                        help="ModelDeployments and RoutingPolicy to apply "
-                        "(default: examples/00-demo)")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=12,
+        metavar="N",
+        help="requests in flight at once (default 12)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="stay up after the report and print URLs to try (Ctrl-C stops)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout (progress on stderr)",
+    )
+    parser.add_argument(
+        "--manifests",
+        type=Path,
+        default=REPO_EXAMPLE,
+        metavar="DIR",
+        help="ModelDeployments and RoutingPolicy to apply (default: examples/00-demo)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -54,8 +74,13 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = DemoOptions(requests=args.requests, seed=args.seed, keep_running=args.keep_running,
-                          manifests=args.manifests, concurrency=args.concurrency)
+    options = DemoOptions(
+        requests=args.requests,
+        seed=args.seed,
+        keep_running=args.keep_running,
+        manifests=args.manifests,
+        concurrency=args.concurrency,
+    )
     progress = sys.stderr if args.json else sys.stdout
 
     def emit(line: str) -> None:
@@ -89,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
     if summary.failed:
-        print(f"tierwise demo: {summary.failed} of {summary.requests} requests failed",
-              file=sys.stderr)
+        print(
+            f"tierwise demo: {summary.failed} of {summary.requests} requests failed",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -43,20 +43,28 @@ class Manifests:
 
     @property
     def tiers(self) -> dict[str, list[str]]:
-        return {t["name"]: [b["modelDeployment"] for b in t["backends"] if "modelDeployment" in b]
-                for t in self.policy["spec"]["tiers"]}
+        return {
+            t["name"]: [b["modelDeployment"] for b in t["backends"] if "modelDeployment" in b]
+            for t in self.policy["spec"]["tiers"]
+        }
 
     def externals(self) -> list[dict[str, Any]]:
-        return [b["external"] for t in self.policy["spec"]["tiers"] for b in t["backends"]
-                if "external" in b]
+        return [
+            b["external"]
+            for t in self.policy["spec"]["tiers"]
+            for b in t["backends"]
+            if "external" in b
+        ]
 
 
 def load_manifests(folder: Path) -> Manifests:
     """Read and validate every YAML file of ``folder`` (raises :class:`DemoError`)."""
     files = sorted(p for p in folder.glob("*.y*ml")) if folder.is_dir() else []
     if not files:
-        raise DemoError(f"no manifests in {folder}: run from a source checkout or pass "
-                        "--manifests DIR (examples/00-demo)")
+        raise DemoError(
+            f"no manifests in {folder}: run from a source checkout or pass "
+            "--manifests DIR (examples/00-demo)"
+        )
     deployments: list[dict[str, Any]] = []
     policies: list[dict[str, Any]] = []
     for path in files:
@@ -82,8 +90,12 @@ def effective_policy(manifests: Manifests, frontier_url: str | None) -> dict[str
     return policy
 
 
-def write_secrets(api: kubernetes.client.ApiClient, namespace: str,
-                   externals: Sequence[Mapping[str, Any]], folder: Path) -> None:
+def write_secrets(
+    api: kubernetes.client.ApiClient,
+    namespace: str,
+    externals: Sequence[Mapping[str, Any]],
+    folder: Path,
+) -> None:
     """A random key per referenced Secret: created in the cluster and 'mounted' as a file."""
     core = kubernetes.client.CoreV1Api(api)
     for ref in {(e["apiKeySecretRef"]["name"], e["apiKeySecretRef"]["key"]) for e in externals}:
@@ -93,36 +105,59 @@ def write_secrets(api: kubernetes.client.ApiClient, namespace: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(value)
-        core.create_namespaced_secret(namespace, kubernetes.client.V1Secret(
-            metadata=kubernetes.client.V1ObjectMeta(
-                name=name, labels={"app.kubernetes.io/part-of": "tierwise-demo"}),
-            type="Opaque", data={key: base64.b64encode(value.encode()).decode()}))
+        core.create_namespaced_secret(
+            namespace,
+            kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(
+                    name=name, labels={"app.kubernetes.io/part-of": "tierwise-demo"}
+                ),
+                type="Opaque",
+                data={key: base64.b64encode(value.encode()).decode()},
+            ),
+        )
 
 
 def apply_manifests(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     for body in manifests.deployments:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments",
-                                               copy.deepcopy(body))
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "routingpolicies",
-                                           copy.deepcopy(manifests.policy))
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", copy.deepcopy(body)
+        )
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "routingpolicies", copy.deepcopy(manifests.policy)
+    )
 
 
-def read_rows(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests,
-              endpoints: Mapping[str, Sequence[str]] | None = None) -> list[DeploymentRow]:
+def read_rows(
+    api: kubernetes.client.ApiClient,
+    namespace: str,
+    manifests: Manifests,
+    endpoints: Mapping[str, Sequence[str]] | None = None,
+) -> list[DeploymentRow]:
     """One row per ModelDeployment from its status (what ``kubectl get md`` shows)."""
     custom = kubernetes.client.CustomObjectsApi(api)
     tiers = tier_of_deployments(manifests.tiers)
     rows = []
     for name in manifests.names:
-        body = cast("dict[str, Any]", custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "modeldeployments", name))
+        body = cast(
+            "dict[str, Any]",
+            custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modeldeployments", name
+            ),
+        )
         spec, status = body.get("spec") or {}, body.get("status") or {}
-        rows.append(DeploymentRow(
-            name=name, engine=spec["engine"]["name"],
-            served_name=status.get("servedModelName") or spec["model"].get("servedName") or name,
-            ready=int(status.get("readyReplicas") or 0),
-            desired=int(status.get("desiredReplicas") or 0),
-            phase=status.get("phase") or "-", tier=tiers.get(name, ""),
-            endpoints=tuple((endpoints or {}).get(name, ()))))
+        rows.append(
+            DeploymentRow(
+                name=name,
+                engine=spec["engine"]["name"],
+                served_name=status.get("servedModelName")
+                or spec["model"].get("servedName")
+                or name,
+                ready=int(status.get("readyReplicas") or 0),
+                desired=int(status.get("desiredReplicas") or 0),
+                phase=status.get("phase") or "-",
+                tier=tiers.get(name, ""),
+                endpoints=tuple((endpoints or {}).get(name, ())),
+            )
+        )
     return rows

@@ -112,8 +112,9 @@ class DemoSummary:
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["saving_fraction"] = self.saving_fraction
-        out["decisions"] = [dict(zip(("kind", "tier", "rule", "count"), d, strict=True))
-                            for d in self.decisions]
+        out["decisions"] = [
+            dict(zip(("kind", "tier", "rule", "count"), d, strict=True)) for d in self.decisions
+        ]
         out["simulated"] = True
         return out
 
@@ -132,15 +133,15 @@ def summarize(
     for outcome in outcomes:
         by_tier[outcome.tier or "(none)"].append(outcome)
     names = [*tier_order, *sorted(set(by_tier) - set(tier_order))]
-    tiers = tuple(_tier_row(t, by_tier.get(t, []), metrics.cost_by_tier.get(t, 0.0))
-                  for t in names)
+    tiers = tuple(_tier_row(t, by_tier.get(t, []), metrics.cost_by_tier.get(t, 0.0)) for t in names)
     decisions = Counter((o.kind.value, o.tier or "(none)", o.rule or "(none)") for o in outcomes)
     failed = [o for o in outcomes if not o.ok]
     return DemoSummary(
         deployments=tuple(deployments),
         tiers=tiers,
-        decisions=tuple((k, t, r, c) for (k, t, r), c in sorted(decisions.items(), key=_order(
-            tier_order))),
+        decisions=tuple(
+            (k, t, r, c) for (k, t, r), c in sorted(decisions.items(), key=_order(tier_order))
+        ),
         requests=len(outcomes),
         failed=len(failed),
         wall_s=wall_s,
@@ -167,27 +168,43 @@ def _tier_row(tier: str, outcomes: Sequence[Outcome], cost: float) -> TierRow:
     ok = [o for o in outcomes if o.ok]
     latencies = [o.latency_s for o in ok]
     return TierRow(
-        tier=tier, requests=len(outcomes), failed=len(outcomes) - len(ok),
-        latency_p50_s=percentile(latencies, 50), latency_p99_s=percentile(latencies, 99),
+        tier=tier,
+        requests=len(outcomes),
+        failed=len(outcomes) - len(ok),
+        latency_p50_s=percentile(latencies, 50),
+        latency_p99_s=percentile(latencies, 99),
         prompt_tokens=sum(o.prompt_tokens for o in ok),
         completion_tokens=sum(o.completion_tokens for o in ok),
-        cached_tokens=sum(o.cached_tokens for o in ok), cost_dollars=cost,
+        cached_tokens=sum(o.cached_tokens for o in ok),
+        cost_dollars=cost,
     )
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     cells = [list(map(str, header)), *[list(map(str, r)) for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in cells]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
 
 
 def format_deployments(rows: Sequence[DeploymentRow]) -> list[str]:
     """The ModelDeployment table, as ``kubectl get md`` would show it plus the tier."""
     return _table(
         ("NAME", "ENGINE", "SERVED AS", "READY", "PHASE", "TIER", "REPLICAS (local URLs)"),
-        [(r.name, r.engine, r.served_name, f"{r.ready}/{r.desired}", r.phase, r.tier or "-",
-          " ".join(r.endpoints) or "-") for r in rows])
+        [
+            (
+                r.name,
+                r.engine,
+                r.served_name,
+                f"{r.ready}/{r.desired}",
+                r.phase,
+                r.tier or "-",
+                " ".join(r.endpoints) or "-",
+            )
+            for r in rows
+        ],
+    )
 
 
 def _money(value: float) -> str:
@@ -197,23 +214,39 @@ def _money(value: float) -> str:
 def format_summary(summary: DemoSummary) -> list[str]:
     """The human-readable report (every figure is from simulated engines)."""
     lines = ["Routing decisions (from the x-tierwise-tier / x-tierwise-rule headers):"]
-    lines += ["  " + line for line in _table(
-        ("KIND", "TIER", "RULE", "REQUESTS"), [(k, t, r, c) for k, t, r, c in summary.decisions])]
+    lines += [
+        "  " + line
+        for line in _table(
+            ("KIND", "TIER", "RULE", "REQUESTS"), [(k, t, r, c) for k, t, r, c in summary.decisions]
+        )
+    ]
     lines += ["", "Per tier (simulated latency; cost from the router's /metrics):"]
-    lines += ["  " + line for line in _table(
-        ("TIER", "REQUESTS", "FAILED", "P50", "P99", "TOKENS IN/OUT", "CACHED IN", "COST"),
-        [(t.tier, t.requests, t.failed, f"{t.latency_p50_s * 1e3:.0f} ms",
-          f"{t.latency_p99_s * 1e3:.0f} ms", f"{t.prompt_tokens}/{t.completion_tokens}",
-          f"{t.cached_tokens / t.prompt_tokens:.0%}" if t.prompt_tokens else "-",
-          _money(t.cost_dollars)) for t in summary.tiers])]
+    lines += [
+        "  " + line
+        for line in _table(
+            ("TIER", "REQUESTS", "FAILED", "P50", "P99", "TOKENS IN/OUT", "CACHED IN", "COST"),
+            [
+                (
+                    t.tier,
+                    t.requests,
+                    t.failed,
+                    f"{t.latency_p50_s * 1e3:.0f} ms",
+                    f"{t.latency_p99_s * 1e3:.0f} ms",
+                    f"{t.prompt_tokens}/{t.completion_tokens}",
+                    f"{t.cached_tokens / t.prompt_tokens:.0%}" if t.prompt_tokens else "-",
+                    _money(t.cost_dollars),
+                )
+                for t in summary.tiers
+            ],
+        )
+    ]
     hits, misses = summary.affinity.get("hit", 0.0), summary.affinity.get("miss", 0.0)
     lines += [
         "",
         f"Prefix affinity: {hits:.0f} hits, {misses:.0f} misses "
         "(a hit lands on the replica that already holds the prompt's prefix).",
         f"Fallbacks: {', '.join(f'{k}={v:.0f}' for k, v in summary.fallbacks.items()) or 'none'}.",
-        f"Requests: {summary.requests} sent, {summary.failed} failed, "
-        f"in {summary.wall_s:.1f} s.",
+        f"Requests: {summary.requests} sent, {summary.failed} failed, in {summary.wall_s:.1f} s.",
         "",
         f"Cost (simulated): {_money(summary.cost_dollars)} with tier routing vs "
         f"{_money(summary.baseline_dollars)} if every request went to the frontier tier: "

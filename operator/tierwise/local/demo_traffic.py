@@ -50,7 +50,7 @@ _CODE = (
     "    total = 0\n    for item in items:\n        total += item.price * {n}\n"
     "    return total\n```",
     "Our worker crashed. What is wrong?\nTraceback (most recent call last):\n"
-    '  File "worker.py", line {n}, in {name}\n    row = cache[key]\nKeyError: \'{name}\'',
+    "  File \"worker.py\", line {n}, in {name}\n    row = cache[key]\nKeyError: '{name}'",
     "Write a unit test for `{name}` covering an empty list and the input 'naïve café ☕'.",
     "Explain this stack trace from the billing service and suggest a fix: "
     "NullPointerException at Billing.{name}(Billing.java:{n})",
@@ -85,8 +85,11 @@ def _templated(rng: random.Random, kind: Kind, count: int) -> list[Request]:
     out = []
     for i in range(count):
         text = templates[i % len(templates)].format(
-            name=rng.choice(_NAMES), n=rng.randint(3, 40), m=rng.randint(41, 90),
-            p=rng.choice((2, 3, 5, 7, 11)))
+            name=rng.choice(_NAMES),
+            n=rng.randint(3, 40),
+            m=rng.randint(41, 90),
+            p=rng.choice((2, 3, 5, 7, 11)),
+        )
         out.append(_single(kind, i, text, rng.randint(*OUTPUT_TOKENS)))
     return out
 
@@ -106,8 +109,12 @@ def demo_mix(n: int, seed: int) -> list[DemoRequest]:
     """``n`` requests in a seeded order (sessions keep their turn order when sent)."""
     rng = random.Random(seed)
     per_kind = counts(n)
-    shape = TrafficShape(output_tokens=OUTPUT_TOKENS, agentic_system_words=1200,
-                         agentic_turns=(3, 6), agentic_tool_result_words=(30, 120))
+    shape = TrafficShape(
+        output_tokens=OUTPUT_TOKENS,
+        agentic_system_words=1200,
+        agentic_turns=(3, 6),
+        agentic_tool_result_words=(30, 120),
+    )
     groups: dict[Kind, list[Request]] = {
         Kind.CHAT: generate("chat", per_kind[Kind.CHAT], seed, shape=shape),
         Kind.AGENTIC: generate("agentic", per_kind[Kind.AGENTIC], seed, shape=shape),
@@ -180,15 +187,24 @@ async def send_one(http: aiohttp.ClientSession, url: str, item: DemoRequest) -> 
     body = item.request.body(MODEL_ALIAS, stream=item.stream)
     rid, kind = item.request.id, item.kind
     try:
-        async with http.post(url, data=orjson.dumps(body),
-                             headers={"Content-Type": "application/json"}) as response:
+        async with http.post(
+            url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        ) as response:
             tier = response.headers.get("x-tierwise-tier", "")
             backend = response.headers.get("x-tierwise-backend", "")
             rule = response.headers.get("x-tierwise-rule", "")
             if response.status >= 400:
                 text = (await response.text())[:300]
-                return Outcome(rid, kind, response.status, time.monotonic() - began,
-                               tier, backend, rule, error=text)
+                return Outcome(
+                    rid,
+                    kind,
+                    response.status,
+                    time.monotonic() - began,
+                    tier,
+                    backend,
+                    rule,
+                    error=text,
+                )
             if item.stream:
                 ttft, usage = await read_stream(response, began)
             else:
@@ -197,7 +213,14 @@ async def send_one(http: aiohttp.ClientSession, url: str, item: DemoRequest) -> 
         return Outcome(rid, kind, 0, time.monotonic() - began, error=f"{type(exc).__name__}")
     details = usage.get("prompt_tokens_details") or {}
     return Outcome(
-        rid, kind, response.status, time.monotonic() - began, tier, backend, rule, ttft_s=ttft,
+        rid,
+        kind,
+        response.status,
+        time.monotonic() - began,
+        tier,
+        backend,
+        rule,
+        ttft_s=ttft,
         prompt_tokens=int(usage.get("prompt_tokens", 0)),
         completion_tokens=int(usage.get("completion_tokens", 0)),
         cached_tokens=int(details.get("cached_tokens", 0) or 0),

@@ -44,8 +44,12 @@ _UNPARSEABLE = re.compile(r"^(/api/[^/]+|/apis/[^/]+/[^/]+)/namespaces/?$")
 _STAND_IN = "/-tierwise-stand-in-"
 _ORIGINAL_PATH = "X-Tierwise-Original-Path"
 
-SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-tierwise-emulated",
-                  "platform": "linux/amd64"}
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-tierwise-emulated",
+    "platform": "linux/amd64",
+}
 
 
 def parse_path(path: str) -> tuple[kmock.resource | None, str | None, str | None, str | None]:
@@ -125,7 +129,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         for spec in BUILTIN_RESOURCES:
             self.register(spec)
         # Above kmock's own fallbacks, below any reaction a test declares.
-        (self.fallback ** 1)[self._is_resource_request] << self._serve_resource
+        (self.fallback**1)[self._is_resource_request] << self._serve_resource
         self._resource_reaction = self._payloads[-1]
         self._builtin_reactions = len(self._payloads)
 
@@ -151,9 +155,11 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if _UNPARSEABLE.match(raw_request.path):
             raw_request = raw_request.clone(
-                rel_url=raw_request.rel_url.with_path(raw_request.path.rstrip("/") + _STAND_IN)
-                .with_query(raw_request.rel_url.query),
-                headers={**raw_request.headers, _ORIGINAL_PATH: raw_request.path})
+                rel_url=raw_request.rel_url.with_path(
+                    raw_request.path.rstrip("/") + _STAND_IN
+                ).with_query(raw_request.rel_url.query),
+                headers={**raw_request.headers, _ORIGINAL_PATH: raw_request.path},
+            )
         response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
         return response
 
@@ -164,8 +170,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             url = url.with_path(request.headers[_ORIGINAL_PATH]).with_query(url.query)
         resource, namespace, name, subresource = parse_path(url.path)
         if resource is not None:
-            request = attrs.evolve(request, url=url, resource=resource, namespace=namespace,
-                                   name=name, subresource=subresource)
+            request = attrs.evolve(
+                request,
+                url=url,
+                resource=resource,
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+            )
             # kmock matches reactions by the identity of the recorded request: swap it in place.
             for index in range(len(self._requests) - 1, -1, -1):
                 if self._requests[index] is original:
@@ -187,11 +199,11 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         # (shared by all requests), so every answer states its status explicitly.
         status = self.fault(request) if self.fault is not None else None
         if status is not None:
-            raise errors.api_error(status, errors.REASONS.get(status, "InternalError"),
-                                   f"injected fault ({status})")
+            raise errors.api_error(
+                status, errors.REASONS.get(status, "InternalError"), f"injected fault ({status})"
+            )
         result = self._dispatch(request)
-        return result if isinstance(result, Response) else Response(
-            status=200, payload=result)
+        return result if isinstance(result, Response) else Response(status=200, payload=result)
 
     def _dispatch(self, request: kmock.Request) -> Any:
         assert request.resource is not None
@@ -234,30 +246,45 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     def _list(self, spec: ResourceSpec, request: kmock.Request) -> Any:
         predicate = self._predicate(request)  # first: a bad selector is a 400
         items, version = self.store.list(
-            spec.resource, request.namespace, predicate, shared=True,
-            label=required_label(request.params.get("labelSelector")))
-        return {"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
-                "metadata": {"resourceVersion": str(version)}, "items": items}
+            spec.resource,
+            request.namespace,
+            predicate,
+            shared=True,
+            label=required_label(request.params.get("labelSelector")),
+        )
+        return {
+            "apiVersion": spec.api_version,
+            "kind": f"{spec.kind}List",
+            "metadata": {"resourceVersion": str(version)},
+            "items": items,
+        }
 
     def _watch(self, spec: ResourceSpec, request: kmock.Request) -> Any:
         since = request.params.get("resourceVersion") or "0"
         timeout = request.params.get("timeoutSeconds")
         try:
             watch = WatchRequest(
-                resource=spec.resource, namespace=request.namespace,
+                resource=spec.resource,
+                namespace=request.namespace,
                 predicate=self._predicate(request, request.name),
                 since=None if since == "0" else int(since),
                 send_initial_bookmark=request.params.get("sendInitialEvents") == "true",
                 bookmarks=request.params.get("allowWatchBookmarks") == "true",
                 timeout=None if timeout is None else float(timeout),
-                api_version=spec.api_version, kind=spec.kind)
+                api_version=spec.api_version,
+                kind=spec.kind,
+            )
         except ValueError as e:
             raise errors.bad_request(f"invalid watch parameters: {e}") from e
-        current = [obj for _, obj in self.store.iter_objects(spec.resource, request.namespace)
-                   if watch.predicate(obj)]
+        current = [
+            obj
+            for _, obj in self.store.iter_objects(spec.resource, request.namespace)
+            if watch.predicate(obj)
+        ]
         events = open_watch(self.log, watch, current)  # synchronously with the listing above
-        return Response(status=200, headers={"Content-Type": "application/json"},
-                              payload=self._stream(events))
+        return Response(
+            status=200, headers={"Content-Type": "application/json"}, payload=self._stream(events)
+        )
 
     async def _stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[Any]:
         yield b""  # send the headers now, even if no event comes for a while
@@ -279,11 +306,22 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             raise errors.bad_request("the request body must be an object")
         if request.subresource == "scale" and spec.scale is not None:
             old = self.store.get(spec.resource, request.namespace, name)
-            new = self.store.write(spec.resource, request.namespace, name,
-                                   with_replicas(old, spec.scale, body), dry_run=_dry_run(request))
+            new = self.store.write(
+                spec.resource,
+                request.namespace,
+                name,
+                with_replicas(old, spec.scale, body),
+                dry_run=_dry_run(request),
+            )
             return scale_view(new, spec.scale)
-        obj = self.store.write(spec.resource, request.namespace, name, body,
-                               subresource=request.subresource, dry_run=_dry_run(request))
+        obj = self.store.write(
+            spec.resource,
+            request.namespace,
+            name,
+            body,
+            subresource=request.subresource,
+            dry_run=_dry_run(request),
+        )
         return self._after_write(spec, obj)
 
     def _patch(self, spec: ResourceSpec, request: kmock.Request, name: str) -> Any:
@@ -299,13 +337,29 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 view = patching.apply_patch(content_type, scale_view(old, spec.scale), patch)
             except patching.PatchError as e:
                 raise errors.invalid("Scale", name, str(e)) from e
-            new = self.store.write(spec.resource, request.namespace, name,
-                                   with_replicas(old, spec.scale, view), dry_run=dry_run)
+            new = self.store.write(
+                spec.resource,
+                request.namespace,
+                name,
+                with_replicas(old, spec.scale, view),
+                dry_run=dry_run,
+            )
             return scale_view(new, spec.scale)
-        obj = self.store.patch(spec.resource, request.namespace, name, content_type=content_type,
-                               patch=patch, subresource=request.subresource, dry_run=dry_run)
-        if spec.resource == CRD_RESOURCE and obj["metadata"]["generation"] == 1 \
-                and "status" not in obj and not dry_run:
+        obj = self.store.patch(
+            spec.resource,
+            request.namespace,
+            name,
+            content_type=content_type,
+            patch=patch,
+            subresource=request.subresource,
+            dry_run=dry_run,
+        )
+        if (
+            spec.resource == CRD_RESOURCE
+            and obj["metadata"]["generation"] == 1
+            and "status" not in obj
+            and not dry_run
+        ):
             obj = self._established(obj)  # created by server-side apply
         return self._after_write(spec, obj)
 
@@ -314,26 +368,38 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         propagation = request.params.get("propagationPolicy") or options.get("propagationPolicy")
         dry_run = _dry_run(request) or "All" in (options.get("dryRun") or [])
         grace = _grace_period(request, options)
-        names = [name] if name is not None else [
-            obj["metadata"]["name"] for obj in self._list(spec, request)["items"]]
+        names = (
+            [name]
+            if name is not None
+            else [obj["metadata"]["name"] for obj in self._list(spec, request)["items"]]
+        )
         deleted: list[Any] = []
         for each in names:
             self._check_preconditions(spec, request, each, options)
-            obj, gone = self.store.delete(spec.resource, request.namespace, each,
-                                          propagation=propagation, dry_run=dry_run,
-                                          grace_period=grace)
+            obj, gone = self.store.delete(
+                spec.resource,
+                request.namespace,
+                each,
+                propagation=propagation,
+                dry_run=dry_run,
+                grace_period=grace,
+            )
             if gone and spec.resource == CRD_RESOURCE:
                 for crd_spec in specs_from_crd(obj):
                     self.unregister(crd_spec)
             deleted.append(obj)
         if name is None:
-            return {"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
-                    "metadata": {"resourceVersion": str(self.log.resource_version)},
-                    "items": deleted}
+            return {
+                "apiVersion": spec.api_version,
+                "kind": f"{spec.kind}List",
+                "metadata": {"resourceVersion": str(self.log.resource_version)},
+                "items": deleted,
+            }
         return deleted[0]
 
-    def _check_preconditions(self, spec: ResourceSpec, request: kmock.Request, name: str,
-                             options: Mapping[str, Any]) -> None:
+    def _check_preconditions(
+        self, spec: ResourceSpec, request: kmock.Request, name: str, options: Mapping[str, Any]
+    ) -> None:
         preconditions = options.get("preconditions") or {}
         if not preconditions:
             return
@@ -351,8 +417,13 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             raise errors.invalid("CustomResourceDefinition", crd["metadata"]["name"], str(e)) from e
         for spec in specs:
             self.register(spec)
-        return self.store.write(CRD_RESOURCE, None, crd["metadata"]["name"],
-                                dict(crd, status=crd_status(crd)), subresource="status")
+        return self.store.write(
+            CRD_RESOURCE,
+            None,
+            crd["metadata"]["name"],
+            dict(crd, status=crd_status(crd)),
+            subresource="status",
+        )
 
     def _after_write(self, spec: ResourceSpec, obj: Any) -> Any:
         if spec.resource == CRD_RESOURCE and "status" in obj:
@@ -373,14 +444,31 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             raise errors.resource_not_found()
         resources: list[dict[str, Any]] = []
         for spec in sorted(specs, key=lambda s: s.plural):
-            resources.append({
-                "name": spec.plural, "singularName": spec.singular or spec.kind.lower(),
-                "namespaced": spec.namespaced, "kind": spec.kind, "verbs": list(spec.info().verbs),
-                "shortNames": list(spec.shortnames), "categories": list(spec.categories)})
+            resources.append(
+                {
+                    "name": spec.plural,
+                    "singularName": spec.singular or spec.kind.lower(),
+                    "namespaced": spec.namespaced,
+                    "kind": spec.kind,
+                    "verbs": list(spec.info().verbs),
+                    "shortNames": list(spec.shortnames),
+                    "categories": list(spec.categories),
+                }
+            )
             for sub in spec.subresources:
                 kind = "Scale" if sub == "scale" else spec.kind
-                resources.append({"name": f"{spec.plural}/{sub}", "singularName": "",
-                                  "namespaced": spec.namespaced, "kind": kind,
-                                  "verbs": ["get", "patch", "update"]})
-        return {"apiVersion": "v1", "kind": "APIResourceList",
-                "groupVersion": spec.api_version, "resources": resources}
+                resources.append(
+                    {
+                        "name": f"{spec.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": spec.namespaced,
+                        "kind": kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "apiVersion": "v1",
+            "kind": "APIResourceList",
+            "groupVersion": spec.api_version,
+            "resources": resources,
+        }

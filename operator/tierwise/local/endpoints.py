@@ -75,8 +75,10 @@ def read_endpoints(
     listed = kubernetes.client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=MODEL_DEPLOYMENT_LABEL
     )
-    pods = [cast("dict[str, Any]", api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
-            for pod in listed.items]
+    pods = [
+        cast("dict[str, Any]", api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+        for pod in listed.items
+    ]
     return endpoints_from_pods(pods, names)
 
 

@@ -47,8 +47,9 @@ ServiceRef = tuple[str, str]  # (namespace, name)
 class EndpointSliceController:
     """Maintains the EndpointSlices of every Service with a selector (see module docs)."""
 
-    def __init__(self, server: EmulatedApiServer, *,
-                 max_endpoints: int = MAX_ENDPOINTS_PER_SLICE) -> None:
+    def __init__(
+        self, server: EmulatedApiServer, *, max_endpoints: int = MAX_ENDPOINTS_PER_SLICE
+    ) -> None:
         self.server = server
         self.max_endpoints = max_endpoints
         self.writes = 0
@@ -84,8 +85,10 @@ class EndpointSliceController:
         self._dirty.clear()
         self._own.clear()
         store = self.server.store
-        refs = {(str(s["metadata"].get("namespace")), str(s["metadata"]["name"]))
-                for _, s in store.iter_objects(SERVICES)}
+        refs = {
+            (str(s["metadata"].get("namespace")), str(s["metadata"]["name"]))
+            for _, s in store.iter_objects(SERVICES)
+        }
         for _, obj in store.iter_objects(ENDPOINTSLICES):
             labels = obj["metadata"].get("labels") or {}
             if labels.get(MANAGED_BY_LABEL) and labels.get(SERVICE_NAME_LABEL):
@@ -158,29 +161,48 @@ class EndpointSliceController:
             service = None
         slices = [obj for _, obj in store.iter_objects(ENDPOINTSLICES, namespace)]
         if service is None or service["metadata"].get("deletionTimestamp"):
-            self._execute(namespace, name, SlicePlan(delete=[
-                str(s["metadata"]["name"]) for s in slices
-                if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
-                and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)]))
+            self._execute(
+                namespace,
+                name,
+                SlicePlan(
+                    delete=[
+                        str(s["metadata"]["name"])
+                        for s in slices
+                        if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name
+                        and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)
+                    ]
+                ),
+            )
             return
         selector = selector_of(service)
-        pods = list(store.iter_labelled(PODS, namespace, min(selector.items()))) if selector \
-            else []
-        plan = plan_slices(service, pods, slices,
-                           taken=[str(s["metadata"]["name"]) for s in slices],
-                           max_endpoints=self.max_endpoints)
+        pods = list(store.iter_labelled(PODS, namespace, min(selector.items()))) if selector else []
+        plan = plan_slices(
+            service,
+            pods,
+            slices,
+            taken=[str(s["metadata"]["name"]) for s in slices],
+            max_endpoints=self.max_endpoints,
+        )
         self._execute(namespace, name, plan)
 
     def _execute(self, namespace: str, service: str, plan: SlicePlan) -> None:
         store = self.server.store
         try:
             for body in plan.create:
-                self._own.add(int(store.create(ENDPOINTSLICES, namespace, body)
-                                  ["metadata"]["resourceVersion"]))
+                self._own.add(
+                    int(
+                        store.create(ENDPOINTSLICES, namespace, body)["metadata"]["resourceVersion"]
+                    )
+                )
                 self.writes += 1
             for body in plan.update:
-                self._own.add(int(store.write(ENDPOINTSLICES, namespace, body["metadata"]["name"],
-                                              body)["metadata"]["resourceVersion"]))
+                self._own.add(
+                    int(
+                        store.write(ENDPOINTSLICES, namespace, body["metadata"]["name"], body)[
+                            "metadata"
+                        ]["resourceVersion"]
+                    )
+                )
                 self.writes += 1
             for name in plan.delete:
                 obj, _ = store.delete(ENDPOINTSLICES, namespace, name)

@@ -98,8 +98,7 @@ def target_port(service_port: Obj, pod: Obj) -> int | None:
     target = service_port.get("targetPort", service_port.get("port"))
     if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
         return int(target)
-    declared = any(p.get("name") == target
-                   for c in _containers(pod) for p in c.get("ports") or [])
+    declared = any(p.get("name") == target for c in _containers(pod) for p in c.get("ports") or [])
     if not declared:
         return None
     local = ((pod.get("metadata") or {}).get("annotations") or {}).get(PORT_ANNOTATION)
@@ -118,8 +117,14 @@ def pod_ports(service: Obj, pod: Obj) -> tuple[PortSpec, ...]:
     for port in (service.get("spec") or {}).get("ports") or []:
         number = target_port(port, pod)
         if number is not None:
-            out.append((str(port.get("name") or ""), number, str(port.get("protocol") or "TCP"),
-                        port.get("appProtocol")))
+            out.append(
+                (
+                    str(port.get("name") or ""),
+                    number,
+                    str(port.get("protocol") or "TCP"),
+                    port.get("appProtocol"),
+                )
+            )
     return tuple(out)
 
 
@@ -145,9 +150,11 @@ def _pod_addresses(service: Obj, pod: Obj) -> dict[str, str]:
 def is_endpoint(pod: Obj) -> bool:
     """Scheduled, has an IP, not finished (terminating pods are endpoints too)."""
     status = pod.get("status") or {}
-    return bool((pod.get("spec") or {}).get("nodeName")) and bool(
-        status.get("podIP") or status.get("podIPs")) and status.get("phase") not in (
-        "Succeeded", "Failed")
+    return (
+        bool((pod.get("spec") or {}).get("nodeName"))
+        and bool(status.get("podIP") or status.get("podIPs"))
+        and status.get("phase") not in ("Succeeded", "Failed")
+    )
 
 
 def endpoint(service: Obj, pod: Obj, ip: str) -> dict[str, Any]:
@@ -157,14 +164,21 @@ def endpoint(service: Obj, pod: Obj, ip: str) -> dict[str, Any]:
     terminating = bool(meta.get("deletionTimestamp"))
     out: dict[str, Any] = {
         "addresses": [ip],
-        "conditions": {"ready": serving and not terminating, "serving": serving,
-                       "terminating": terminating},
+        "conditions": {
+            "ready": serving and not terminating,
+            "serving": serving,
+            "terminating": terminating,
+        },
     }
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         out["nodeName"] = node
-    out["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace"),
-                        "name": meta.get("name"), "uid": meta.get("uid")}
+    out["targetRef"] = {
+        "kind": "Pod",
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+    }
     return out
 
 
@@ -185,9 +199,15 @@ def desired_endpoints(service: Obj, pods: Iterable[Obj]) -> dict[SliceKey, list[
 
 
 def slice_key(obj: Obj) -> SliceKey:
-    ports = tuple((str(p.get("name") or ""), int(p.get("port") or 0),
-                   str(p.get("protocol") or "TCP"), p.get("appProtocol"))
-                  for p in obj.get("ports") or [])
+    ports = tuple(
+        (
+            str(p.get("name") or ""),
+            int(p.get("port") or 0),
+            str(p.get("protocol") or "TCP"),
+            p.get("appProtocol"),
+        )
+        for p in obj.get("ports") or []
+    )
     return str(obj.get("addressType") or "IPv4"), ports
 
 
@@ -213,16 +233,23 @@ def slice_labels(service: Obj) -> dict[str, str]:
 
 def owner_reference(service: Obj) -> dict[str, Any]:
     meta = service.get("metadata") or {}
-    return {"apiVersion": "v1", "kind": "Service", "name": meta.get("name"),
-            "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def is_managed(obj: Obj, service: Obj) -> bool:
     """A slice this controller manages for ``service`` (by labels, as the real one selects)."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     name = (service.get("metadata") or {}).get("name")
-    return labels.get(SERVICE_NAME_LABEL) == name and labels.get(MANAGED_BY_LABEL) == \
-        CONTROLLER_NAME
+    return (
+        labels.get(SERVICE_NAME_LABEL) == name and labels.get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+    )
 
 
 def slice_name(service: Obj, key: SliceKey, taken: set[str]) -> str:
@@ -238,36 +265,50 @@ def slice_name(service: Obj, key: SliceKey, taken: set[str]) -> str:
     raise RuntimeError(f"no free EndpointSlice name for {prefix}")  # pragma: no cover
 
 
-def slice_body(service: Obj, key: SliceKey, endpoints: Sequence[Obj],
-               base: Obj | None = None) -> dict[str, Any]:
+def slice_body(
+    service: Obj, key: SliceKey, endpoints: Sequence[Obj], base: Obj | None = None
+) -> dict[str, Any]:
     """A complete slice; ``base`` (an existing slice) keeps its name and server fields."""
     meta = service.get("metadata") or {}
     family, ports = key
     metadata: dict[str, Any] = dict((base or {}).get("metadata") or {})
-    metadata.update(namespace=meta.get("namespace"), generateName=f"{meta.get('name')}-",
-                    labels=slice_labels(service), ownerReferences=[owner_reference(service)])
+    metadata.update(
+        namespace=meta.get("namespace"),
+        generateName=f"{meta.get('name')}-",
+        labels=slice_labels(service),
+        ownerReferences=[owner_reference(service)],
+    )
     port_list: list[dict[str, Any]] = []
     for name, number, protocol, app_protocol in ports:
         port: dict[str, Any] = {"name": name, "port": number, "protocol": protocol}
         if app_protocol is not None:
             port["appProtocol"] = app_protocol
         port_list.append(port)
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": metadata,
-            "addressType": family,
-            "endpoints": sorted((dict(ep) for ep in endpoints), key=_sort_key),
-            "ports": port_list}
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": metadata,
+        "addressType": family,
+        "endpoints": sorted((dict(ep) for ep in endpoints), key=_sort_key),
+        "ports": port_list,
+    }
 
 
 def _comparable(obj: Obj) -> tuple[Any, ...]:
     meta = obj.get("metadata") or {}
-    return (meta.get("labels") or {}, meta.get("ownerReferences") or [],
-            meta.get("generateName"), obj.get("addressType"), obj.get("endpoints") or [],
-            obj.get("ports") or [])
+    return (
+        meta.get("labels") or {},
+        meta.get("ownerReferences") or [],
+        meta.get("generateName"),
+        obj.get("addressType"),
+        obj.get("endpoints") or [],
+        obj.get("ports") or [],
+    )
 
 
-def _pack(wanted: list[dict[str, Any]], existing: list[Obj],
-          max_endpoints: int) -> tuple[list[tuple[Obj, list[dict[str, Any]]]],
-                                       list[list[dict[str, Any]]]]:
+def _pack(
+    wanted: list[dict[str, Any]], existing: list[Obj], max_endpoints: int
+) -> tuple[list[tuple[Obj, list[dict[str, Any]]]], list[list[dict[str, Any]]]]:
     """Keep each endpoint in the slice holding it; put new ones in slices with room first."""
     by_id = {_identity(ep): ep for ep in wanted}
     kept: list[tuple[Obj, list[dict[str, Any]]]] = []
@@ -284,21 +325,28 @@ def _pack(wanted: list[dict[str, Any]], existing: list[Obj],
         if room > 0 and fresh:
             members.extend(fresh[:room])
             fresh = fresh[room:]
-    chunks = [fresh[i:i + max_endpoints] for i in range(0, len(fresh), max_endpoints)]
+    chunks = [fresh[i : i + max_endpoints] for i in range(0, len(fresh), max_endpoints)]
     return kept, chunks
 
 
-def plan_slices(service: Obj, pods: Iterable[Obj], slices: Iterable[Obj], *,
-                taken: Iterable[str] = (),
-                max_endpoints: int = MAX_ENDPOINTS_PER_SLICE) -> SlicePlan:
+def plan_slices(
+    service: Obj,
+    pods: Iterable[Obj],
+    slices: Iterable[Obj],
+    *,
+    taken: Iterable[str] = (),
+    max_endpoints: int = MAX_ENDPOINTS_PER_SLICE,
+) -> SlicePlan:
     """What to write so the Service's managed slices match its pods (pure).
 
     ``slices``: the slices of the Service's namespace (others are ignored); ``taken``: names
     already used in the namespace, which new slices must avoid.
     """
     plan = SlicePlan()
-    mine = sorted((s for s in slices if is_managed(s, service)),
-                  key=lambda s: str((s.get("metadata") or {}).get("name")))
+    mine = sorted(
+        (s for s in slices if is_managed(s, service)),
+        key=lambda s: str((s.get("metadata") or {}).get("name")),
+    )
     names = set(taken) | {str((s.get("metadata") or {}).get("name")) for s in mine}
     if not selector_of(service):
         plan.delete = [str(s["metadata"]["name"]) for s in mine]

@@ -11,14 +11,20 @@ from typing import Any
 
 import kmock
 
-REASONS = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError",
-           503: "ServiceUnavailable", 504: "Timeout"}
+REASONS = {
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 """The ``reason`` a real API server gives with each status (for injected faults)."""
 
 
 def api_error(status: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=status, reason=reason, message=message,
-                                 details=details or {"causes": []})
+    return kmock.KubernetesError(
+        status=status, reason=reason, message=message, details=details or {"causes": []}
+    )
 
 
 def not_found(kind: str, name: str | None) -> kmock.KubernetesError:
@@ -34,8 +40,10 @@ def already_exists(kind: str, name: str) -> kmock.KubernetesError:
 
 
 def conflict(kind: str, name: str) -> kmock.KubernetesError:
-    message = (f'Operation cannot be fulfilled on {kind} "{name}": the object has been '
-               "modified; please apply your changes to the latest version and try again")
+    message = (
+        f'Operation cannot be fulfilled on {kind} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again"
+    )
     return api_error(409, "Conflict", message, name=name, kind=kind)
 
 
@@ -52,8 +60,12 @@ def gone(message: str) -> kmock.KubernetesError:
 
 
 def unsupported_media_type(content_type: str) -> kmock.KubernetesError:
-    return api_error(415, "UnsupportedMediaType", f"the body of the request was in an unknown "
-                     f"format - accepted media types include: {content_type}")
+    return api_error(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown "
+        f"format - accepted media types include: {content_type}",
+    )
 
 
 def method_not_allowed(method: str) -> kmock.KubernetesError:

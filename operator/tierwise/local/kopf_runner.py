@@ -59,12 +59,23 @@ def load_registry(module: str) -> Any:
 class KopfThread:
     """A kopf operator in a background thread with its own event loop."""
 
-    def __init__(self, registry: Any = None, *, server: str, module: str | None = None,
-                 namespaces: Iterable[str] = ("default",), clusterwide: bool = False,
-                 settings: Any = None, ready_timeout: float = 15.0,
-                 stop_timeout: float = 15.0) -> None:
-        self.registry = registry if registry is not None else (
-            load_registry(module) if module else kopf.OperatorRegistry())
+    def __init__(
+        self,
+        registry: Any = None,
+        *,
+        server: str,
+        module: str | None = None,
+        namespaces: Iterable[str] = ("default",),
+        clusterwide: bool = False,
+        settings: Any = None,
+        ready_timeout: float = 15.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.registry = (
+            registry
+            if registry is not None
+            else (load_registry(module) if module else kopf.OperatorRegistry())
+        )
         self.server = server
         self.namespaces = tuple(namespaces)
         self.clusterwide = clusterwide
@@ -94,8 +105,12 @@ class KopfThread:
                 raise RuntimeError(f"the kopf operator did not start: {self.error!r}")
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.stop_timeout)
@@ -106,11 +121,17 @@ class KopfThread:
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(kopf.operator(
-                registry=self.registry, settings=self.settings, standalone=True,
-                clusterwide=self.clusterwide,
-                namespaces=() if self.clusterwide else self.namespaces,
-                stop_flag=self._stop, ready_flag=self._ready))
+            loop.run_until_complete(
+                kopf.operator(
+                    registry=self.registry,
+                    settings=self.settings,
+                    standalone=True,
+                    clusterwide=self.clusterwide,
+                    namespaces=() if self.clusterwide else self.namespaces,
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                )
+            )
         except BaseException as e:  # reported by __enter__ or inspected by the test
             self.error = e
         finally:
@@ -124,16 +145,32 @@ class KopfThread:
 class KopfProcess:
     """A kopf operator as ``python -m kopf run --standalone`` in a child process."""
 
-    def __init__(self, target: str, *, kubeconfig: str | os.PathLike[str],
-                 namespaces: Iterable[str] = ("default",), clusterwide: bool = False,
-                 extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
-                 ready_timeout: float = 30.0, stop_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        kubeconfig: str | os.PathLike[str],
+        namespaces: Iterable[str] = ("default",),
+        clusterwide: bool = False,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
         self.port = free_port()
         scope = ["--all-namespaces"] if clusterwide else [f"--namespace={ns}" for ns in namespaces]
         is_file = target.endswith(".py")
-        self.argv = [sys.executable, "-m", "kopf", "run", "--standalone", *scope,
-                     f"--liveness=http://127.0.0.1:{self.port}/healthz", *extra_args,
-                     *([target] if is_file else ["-m", target])]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "kopf",
+            "run",
+            "--standalone",
+            *scope,
+            f"--liveness=http://127.0.0.1:{self.port}/healthz",
+            *extra_args,
+            *([target] if is_file else ["-m", target]),
+        ]
         self.env = {**os.environ, **(env or {}), "KUBECONFIG": os.fspath(kubeconfig)}
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
@@ -151,8 +188,12 @@ class KopfProcess:
         self.__exit__(None, None, None)
         raise RuntimeError("the kopf operator process did not become live")
 
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:

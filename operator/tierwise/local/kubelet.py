@@ -70,8 +70,10 @@ from tierwise.local.workloads import (
 ENTRY_POINT = "tierwise"
 HOST = "127.0.0.1"
 _CLUSTER_ENV = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBECONFIG")
-_RESOURCES = {"ConfigMap": kmock.resource("", "v1", "configmaps"),
-              "Secret": kmock.resource("", "v1", "secrets")}
+_RESOURCES = {
+    "ConfigMap": kmock.resource("", "v1", "configmaps"),
+    "Secret": kmock.resource("", "v1", "secrets"),
+}
 
 
 def tierwise_container(template: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -115,8 +117,14 @@ class _LocalPod:
 class TierwisePodBackend:
     """Tierwise pods as local processes (module docs); other pods go to ``others``."""
 
-    def __init__(self, *, others: WorkloadBackend | None = None, sync_interval: float = 0.5,
-                 python: str = sys.executable, stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        others: WorkloadBackend | None = None,
+        sync_interval: float = 0.5,
+        python: str = sys.executable,
+        stop_timeout: float = 5.0,
+    ) -> None:
         self.others: WorkloadBackend = others if others is not None else FakeBackend()
         self.sync_interval = sync_interval
         self.python = python
@@ -162,12 +170,13 @@ class TierwisePodBackend:
             self._folder = Path(tempfile.mkdtemp(prefix="tierwise-kubelet-"))
         folder = self._folder / pod.namespace / pod.name
         folder.mkdir(parents=True, exist_ok=True)
-        port = free_port(HOST) if _wants_port(_argv(container)) else self._container_port(
-            container)
+        port = free_port(HOST) if _wants_port(_argv(container)) else self._container_port(container)
         local = _LocalPod(pod, container, folder, port)
         if self._cluster is None:
-            local.failure = ("Tierwise pods run only in an EmulatedCluster, which binds this "
-                             "backend to its API (bind() was not called)")
+            local.failure = (
+                "Tierwise pods run only in an EmulatedCluster, which binds this "
+                "backend to its API (bind() was not called)"
+            )
         self._pods[key] = local
         if self._sync_task is None:
             self._sync_task = asyncio.create_task(self._sync_forever(), name="tierwise-kubelet")
@@ -197,8 +206,12 @@ class TierwisePodBackend:
         code = local.process.returncode
         if code is not None:
             tail = self.logs(*key).strip().splitlines()[-1:] or [""]
-            return PodState(PodHealth.FAILING, "CrashLoopBackOff",
-                            f"the process exited with code {code}: {tail[0][:300]}", restarts=1)
+            return PodState(
+                PodHealth.FAILING,
+                "CrashLoopBackOff",
+                f"the process exited with code {code}: {tail[0][:300]}",
+                restarts=1,
+            )
         return PodState(PodHealth.READY if await self._probe(local) else PodHealth.STARTING)
 
     async def stop(self, pod: PodInfo, grace: float | None = None) -> None:
@@ -298,14 +311,23 @@ class TierwisePodBackend:
         self._sync_volumes(local, pod)
         self._mount(local)
         env = container_env(local.container, pod, self._lookup)
-        argv = rewrite_args([expand(a, env) for a in _argv(local.container)],
-                            root=str(local.root), mounts=list(local.mounts), port=local.port)
+        argv = rewrite_args(
+            [expand(a, env) for a in _argv(local.container)],
+            root=str(local.root),
+            mounts=list(local.mounts),
+            port=local.port,
+        )
         local.log = (local.folder / "container.log").open("ab")
         local.argv = [self.python, "-m", "tierwise.cli", *argv[1:]]
         local.process = await asyncio.create_subprocess_exec(
-            *local.argv, stdin=subprocess.DEVNULL,
-            stdout=local.log, stderr=subprocess.STDOUT, env=self._environment(local, env),
-            cwd=local.folder, start_new_session=True)
+            *local.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=local.log,
+            stderr=subprocess.STDOUT,
+            env=self._environment(local, env),
+            cwd=local.folder,
+            start_new_session=True,
+        )
 
     async def _probe(self, local: _LocalPod) -> bool:
         probe = local.container.get("readinessProbe") or {}

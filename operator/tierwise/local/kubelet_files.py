@@ -76,8 +76,9 @@ def _safe(relative: str) -> str:
     """A volume-relative path that stays inside the volume (kubelet refuses the others)."""
     parts = [p for p in relative.split("/") if p not in ("", ".")]
     if not parts or ".." in parts or parts[0].startswith(".."):
-        raise UnsupportedError(f"volume file path {relative!r} is invalid (it must be relative, "
-                          "without '..')")
+        raise UnsupportedError(
+            f"volume file path {relative!r} is invalid (it must be relative, without '..')"
+        )
     return "/".join(parts)
 
 
@@ -85,13 +86,15 @@ def mount(root: Path, mount_path: str, source: Path) -> None:
     """Make ``root + mount_path`` a link to ``source`` (the volume, or a subPath in it)."""
     target = root / mount_path.strip("/")
     if target.is_symlink() or target.exists():
-        raise UnsupportedError(f"mount path {mount_path!r} is used twice or lies inside another "
-                          "mount (not emulated)")
+        raise UnsupportedError(
+            f"mount path {mount_path!r} is used twice or lies inside another mount (not emulated)"
+        )
     for parent in target.parents:
         if parent == root:
             break
         if parent.is_symlink():
-            raise UnsupportedError(f"mount path {mount_path!r} lies inside another mount "
-                              "(not emulated)")
+            raise UnsupportedError(
+                f"mount path {mount_path!r} lies inside another mount (not emulated)"
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(source)

@@ -61,10 +61,13 @@ def field_value(pod: Mapping[str, Any], path: str) -> str:
         values = meta.get(path.split(".")[1]) or {}
         return "\n".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(values.items()))
     simple = {
-        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
         "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
-        "status.podIP": status.get("podIP"), "status.hostIP": status.get("hostIP"),
+        "status.podIP": status.get("podIP"),
+        "status.hostIP": status.get("hostIP"),
         "status.podIPs": ",".join(p.get("ip", "") for p in status.get("podIPs") or []),
     }
     if path not in simple:
@@ -73,8 +76,9 @@ def field_value(pod: Mapping[str, Any], path: str) -> str:
 
 
 # -- reading ConfigMaps and Secrets ------------------------------------------------------------
-def _source(lookup: Lookup, kind: str, namespace: str, name: str,
-            optional: bool) -> dict[str, bytes] | None:
+def _source(
+    lookup: Lookup, kind: str, namespace: str, name: str, optional: bool
+) -> dict[str, bytes] | None:
     """All keys of a ConfigMap or Secret as bytes; None when absent and optional."""
     obj = lookup(kind, namespace, name)
     if obj is None and kind == "ConfigMap" and name == ROOT_CA:
@@ -97,8 +101,14 @@ def _source(lookup: Lookup, kind: str, namespace: str, name: str,
     return out
 
 
-def _keyed(kind: str, name: str, values: Mapping[str, bytes], items: Iterable[Mapping[str, Any]],
-           mode: int, optional: bool) -> FileSet:
+def _keyed(
+    kind: str,
+    name: str,
+    values: Mapping[str, bytes],
+    items: Iterable[Mapping[str, Any]],
+    mode: int,
+    optional: bool,
+) -> FileSet:
     items = list(items)
     if not items:
         return {key: (value, mode) for key, value in values.items()}
@@ -108,16 +118,19 @@ def _keyed(kind: str, name: str, values: Mapping[str, bytes], items: Iterable[Ma
         if key not in values:
             if optional:
                 continue
-            raise NotReadyError("ContainerCreating",
-                           f'{kind.lower()} "{name}" has no key "{key}" (named in items)')
+            raise NotReadyError(
+                "ContainerCreating", f'{kind.lower()} "{name}" has no key "{key}" (named in items)'
+            )
         out[str(item.get("path") or key)] = (values[key], int(item.get("mode") or mode))
     return out
 
 
-def _object_files(kind: str, ref: Mapping[str, Any], namespace: str, lookup: Lookup,
-                  mode: int) -> FileSet:
-    name = str(ref.get("secretName") if kind == "Secret" and "secretName" in ref
-               else ref.get("name"))
+def _object_files(
+    kind: str, ref: Mapping[str, Any], namespace: str, lookup: Lookup, mode: int
+) -> FileSet:
+    name = str(
+        ref.get("secretName") if kind == "Secret" and "secretName" in ref else ref.get("name")
+    )
     optional = bool(ref.get("optional"))
     values = _source(lookup, kind, namespace, name, optional)
     if values is None:
@@ -125,20 +138,23 @@ def _object_files(kind: str, ref: Mapping[str, Any], namespace: str, lookup: Loo
     return _keyed(kind, name, values, ref.get("items") or [], mode, optional)
 
 
-def _downward_files(items: Iterable[Mapping[str, Any]], pod: Mapping[str, Any],
-                    mode: int) -> FileSet:
+def _downward_files(
+    items: Iterable[Mapping[str, Any]], pod: Mapping[str, Any], mode: int
+) -> FileSet:
     out: FileSet = {}
     for item in items:
         if "fieldRef" not in item:
-            raise UnsupportedError(f"downwardAPI item {item.get('path')!r}: only fieldRef is "
-                              "emulated")
+            raise UnsupportedError(
+                f"downwardAPI item {item.get('path')!r}: only fieldRef is emulated"
+            )
         value = field_value(pod, str(item["fieldRef"].get("fieldPath")))
         out[str(item.get("path"))] = (value.encode(), int(item.get("mode") or mode))
     return out
 
 
-def volume_files(volume: Mapping[str, Any], pod: Mapping[str, Any],
-                 lookup: Lookup) -> FileSet | None:
+def volume_files(
+    volume: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup
+) -> FileSet | None:
     """The files of one volume (None: an empty writable folder, ``emptyDir``)."""
     namespace = str((pod.get("metadata") or {}).get("namespace"))
     name = volume.get("name")
@@ -147,48 +163,54 @@ def volume_files(volume: Mapping[str, Any], pod: Mapping[str, Any],
     for kind, field in (("ConfigMap", "configMap"), ("Secret", "secret")):
         if field in volume:
             ref = volume[field] or {}
-            return _object_files(kind, ref, namespace, lookup,
-                                 int(ref.get("defaultMode") or DEFAULT_MODE))
+            return _object_files(
+                kind, ref, namespace, lookup, int(ref.get("defaultMode") or DEFAULT_MODE)
+            )
     if "downwardAPI" in volume:
         ref = volume["downwardAPI"] or {}
-        return _downward_files(ref.get("items") or [], pod,
-                               int(ref.get("defaultMode") or DEFAULT_MODE))
+        return _downward_files(
+            ref.get("items") or [], pod, int(ref.get("defaultMode") or DEFAULT_MODE)
+        )
     if "projected" in volume:
         ref = volume["projected"] or {}
         mode = int(ref.get("defaultMode") or DEFAULT_MODE)
         out: FileSet = {}
         for source in ref.get("sources") or []:
             if "serviceAccountToken" in source:
-                out[str(source["serviceAccountToken"].get("path") or "token")] = (DUMMY_TOKEN,
-                                                                                  mode)
+                out[str(source["serviceAccountToken"].get("path") or "token")] = (DUMMY_TOKEN, mode)
             elif "configMap" in source:
-                out.update(_object_files("ConfigMap", source["configMap"], namespace, lookup,
-                                         mode))
+                out.update(_object_files("ConfigMap", source["configMap"], namespace, lookup, mode))
             elif "secret" in source:
                 out.update(_object_files("Secret", source["secret"], namespace, lookup, mode))
             elif "downwardAPI" in source:
                 out.update(_downward_files(source["downwardAPI"].get("items") or [], pod, mode))
             else:
-                raise UnsupportedError(f"volume {name!r}: projected source {sorted(source)} is not "
-                                  "emulated")
+                raise UnsupportedError(
+                    f"volume {name!r}: projected source {sorted(source)} is not emulated"
+                )
         return out
     kinds = sorted(k for k in volume if k != "name")
-    raise UnsupportedError(f"volume {name!r}: {', '.join(kinds) or 'no source'} volumes are not "
-                      "emulated (configMap, secret, projected, downwardAPI, emptyDir are)")
+    raise UnsupportedError(
+        f"volume {name!r}: {', '.join(kinds) or 'no source'} volumes are not "
+        "emulated (configMap, secret, projected, downwardAPI, emptyDir are)"
+    )
 
 
 # -- environment -------------------------------------------------------------------------------
 def expand(text: str, env: Mapping[str, str]) -> str:
     """Kubernetes' ``$(VAR)`` expansion: defined variables only, ``$$`` escapes a ``$``."""
+
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         return env.get(match.group(1), match.group(0))
+
     return _VAR.sub(replace, text)
 
 
-def _env_value(var: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup,
-               env: Mapping[str, str]) -> str | None:
+def _env_value(
+    var: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup, env: Mapping[str, str]
+) -> str | None:
     if "value" in var:
         return expand(str(var.get("value") or ""), env)
     source = var.get("valueFrom") or {}
@@ -207,16 +229,19 @@ def _env_value(var: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup,
             if values is None or key not in values:
                 if optional:
                     return None
-                raise NotReadyError("CreateContainerConfigError",
-                               f'couldn\'t find key {key} in {kind} {namespace}/{ref.get("name")}')
+                raise NotReadyError(
+                    "CreateContainerConfigError",
+                    f"couldn't find key {key} in {kind} {namespace}/{ref.get('name')}",
+                )
             return values[key].decode()
     if "resourceFieldRef" in source:
         return "0"
     return ""
 
 
-def container_env(container: Mapping[str, Any], pod: Mapping[str, Any],
-                  lookup: Lookup) -> dict[str, str]:
+def container_env(
+    container: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup
+) -> dict[str, str]:
     """The container's environment: ``envFrom`` first, then ``env`` in order (later wins)."""
     env: dict[str, str] = {}
     namespace = str((pod.get("metadata") or {}).get("namespace"))
@@ -226,8 +251,9 @@ def container_env(container: Mapping[str, Any], pod: Mapping[str, Any],
             if field in source:
                 ref = source[field]
                 try:
-                    values = _source(lookup, kind, namespace, str(ref.get("name")),
-                                     bool(ref.get("optional")))
+                    values = _source(
+                        lookup, kind, namespace, str(ref.get("name")), bool(ref.get("optional"))
+                    )
                 except NotReadyError as e:
                     raise NotReadyError("CreateContainerConfigError", str(e)) from e
                 for key, value in (values or {}).items():
@@ -245,12 +271,15 @@ def under(path: str, mounts: Iterable[str]) -> bool:
     if not path.startswith("/"):
         return False
     clean = path.rstrip("/") or "/"
-    return any(clean == m or clean.startswith(m + "/") or m.startswith(clean.rstrip("/") + "/")
-               for m in mounts)
+    return any(
+        clean == m or clean.startswith(m + "/") or m.startswith(clean.rstrip("/") + "/")
+        for m in mounts
+    )
 
 
-def rewrite_args(argv: list[str], *, root: str, mounts: Iterable[str],
-                 port: int | None, host: str = "127.0.0.1") -> list[str]:
+def rewrite_args(
+    argv: list[str], *, root: str, mounts: Iterable[str], port: int | None, host: str = "127.0.0.1"
+) -> list[str]:
     """Paths under mount paths into ``root``; ``--host`` to ``host``; ``--port`` to ``port``."""
     mounts = [m.rstrip("/") or "/" for m in mounts]
     out: list[str] = []

@@ -51,9 +51,15 @@ class _Running:
 class ProcessBackend:
     """One local process per pod; Ready when its health endpoint answers."""
 
-    def __init__(self, command: Sequence[str] | CommandFactory, *, health_path: str = "/health",
-                 env: Mapping[str, str] | None = None, host: str = "127.0.0.1",
-                 stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        command: Sequence[str] | CommandFactory,
+        *,
+        health_path: str = "/health",
+        env: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        stop_timeout: float = 5.0,
+    ) -> None:
         self.command = command
         self.health_path = health_path
         self.env = dict(env or {})
@@ -65,15 +71,24 @@ class ProcessBackend:
     def argv(self, pod: PodInfo, port: int) -> list[str]:
         if callable(self.command):
             return list(self.command(pod, port))
-        values = {"port": port, "host": self.host, "name": pod.name,
-                  "namespace": pod.namespace, "deployment": pod.deployment}
+        values = {
+            "port": port,
+            "host": self.host,
+            "name": pod.name,
+            "namespace": pod.namespace,
+            "deployment": pod.deployment,
+        }
         return [part.format(**values) for part in self.command]
 
     async def start(self, pod: PodInfo) -> PodEndpoint:
         port = free_port(self.host)
         process = await asyncio.create_subprocess_exec(
-            *self.argv(pod, port), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env={**os.environ, **self.env})
+            *self.argv(pod, port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
         self._running[(pod.namespace, pod.name)] = _Running(process, port)
         return PodEndpoint(ip=self.host, port=port)
 
@@ -83,8 +98,12 @@ class ProcessBackend:
             return PodState(PodHealth.FAILING, "ContainerCannotRun", "no process for this pod")
         code = running.process.returncode
         if code is not None:
-            return PodState(PodHealth.FAILING, "CrashLoopBackOff",
-                            f"the process exited with code {code}", restarts=1)
+            return PodState(
+                PodHealth.FAILING,
+                "CrashLoopBackOff",
+                f"the process exited with code {code}",
+                restarts=1,
+            )
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1))
         url = f"http://{self.host}:{running.port}{self.health_path}"
@@ -104,8 +123,9 @@ class ProcessBackend:
             return
         running.process.terminate()
         try:
-            await asyncio.wait_for(running.process.wait(),
-                                   self.stop_timeout if grace is None else grace)
+            await asyncio.wait_for(
+                running.process.wait(), self.stop_timeout if grace is None else grace
+            )
         except TimeoutError:
             await kill(running.process)
         except asyncio.CancelledError:  # the cluster is stopping: never leave the process behind

@@ -70,41 +70,88 @@ class ResourceSpec:
 _DEPLOYMENT_SCALE = ScaleSpec(label_selector_path=".spec.selector")
 
 BUILTIN_RESOURCES: tuple[ResourceSpec, ...] = (
-    ResourceSpec("", "v1", "namespaces", "Namespace", namespaced=False, shortnames=("ns",),
-                 status=True),
+    ResourceSpec(
+        "", "v1", "namespaces", "Namespace", namespaced=False, shortnames=("ns",), status=True
+    ),
     ResourceSpec("", "v1", "pods", "Pod", shortnames=("po",), categories=("all",), status=True),
-    ResourceSpec("", "v1", "services", "Service", shortnames=("svc",), categories=("all",),
-                 status=True),
+    ResourceSpec(
+        "", "v1", "services", "Service", shortnames=("svc",), categories=("all",), status=True
+    ),
     ResourceSpec("", "v1", "endpoints", "Endpoints", shortnames=("ep",)),
     ResourceSpec("", "v1", "events", "Event", shortnames=("ev",)),
     ResourceSpec("", "v1", "configmaps", "ConfigMap", shortnames=("cm",)),
     ResourceSpec("", "v1", "secrets", "Secret"),
     ResourceSpec("", "v1", "serviceaccounts", "ServiceAccount", shortnames=("sa",)),
     ResourceSpec("events.k8s.io", "v1", "events", "Event", shortnames=("ev",)),
-    ResourceSpec("apps", "v1", "deployments", "Deployment", shortnames=("deploy",),
-                 categories=("all",), status=True, scale=_DEPLOYMENT_SCALE),
-    ResourceSpec("apps", "v1", "replicasets", "ReplicaSet", shortnames=("rs",),
-                 categories=("all",), status=True, scale=_DEPLOYMENT_SCALE),
-    ResourceSpec("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
-                 shortnames=("pdb",), status=True),
+    ResourceSpec(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        shortnames=("deploy",),
+        categories=("all",),
+        status=True,
+        scale=_DEPLOYMENT_SCALE,
+    ),
+    ResourceSpec(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        shortnames=("rs",),
+        categories=("all",),
+        status=True,
+        scale=_DEPLOYMENT_SCALE,
+    ),
+    ResourceSpec(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        shortnames=("pdb",),
+        status=True,
+    ),
     ResourceSpec("coordination.k8s.io", "v1", "leases", "Lease"),
     ResourceSpec("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", shortnames=("pmon",)),
-    ResourceSpec("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor",
-                 shortnames=("smon",)),
-    ResourceSpec("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                 "CustomResourceDefinition", namespaced=False, shortnames=("crd", "crds"),
-                 status=True),
-    ResourceSpec("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
-                 "ValidatingWebhookConfiguration", namespaced=False),
-    ResourceSpec("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
-                 "MutatingWebhookConfiguration", namespaced=False),
+    ResourceSpec(
+        "monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", shortnames=("smon",)
+    ),
+    ResourceSpec(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        shortnames=("crd", "crds"),
+        status=True,
+    ),
+    ResourceSpec(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        namespaced=False,
+    ),
+    ResourceSpec(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        namespaced=False,
+    ),
     ResourceSpec("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceSpec("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceSpec("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
-    ResourceSpec("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole",
-                 namespaced=False),
-    ResourceSpec("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
-                 namespaced=False),
+    ResourceSpec(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False
+    ),
+    ResourceSpec(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+    ),
 )
 
 CRD_RESOURCE = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -134,14 +181,21 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
         if not version.get("served", True):
             continue
         subresources = version.get("subresources") or spec.get("subresources") or {}
-        result.append(ResourceSpec(
-            group=str(group), version=str(version["name"]), plural=str(plural), kind=str(kind),
-            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            shortnames=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            singular=str(names.get("singular") or kind.lower()),
-            status="status" in subresources, scale=_scale_from_crd(subresources), custom=True,
-        ))
+        result.append(
+            ResourceSpec(
+                group=str(group),
+                version=str(version["name"]),
+                plural=str(plural),
+                kind=str(kind),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                shortnames=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                singular=str(names.get("singular") or kind.lower()),
+                status="status" in subresources,
+                scale=_scale_from_crd(subresources),
+                custom=True,
+            )
+        )
     return result
 
 

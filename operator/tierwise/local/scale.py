@@ -51,15 +51,19 @@ def scale_view(obj: Mapping[str, Any], spec: ScaleSpec) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v1",
         "kind": "Scale",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                            "creationTimestamp") if k in meta},
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
         "spec": {"replicas": get_path(obj, spec.spec_replicas_path) or 0},
         "status": status,
     }
 
 
-def with_replicas(obj: Mapping[str, Any], spec: ScaleSpec,
-                  scale: Mapping[str, Any]) -> dict[str, Any]:
+def with_replicas(
+    obj: Mapping[str, Any], spec: ScaleSpec, scale: Mapping[str, Any]
+) -> dict[str, Any]:
     """The object with the replica count (and resourceVersion precondition) of a Scale."""
     new = copy.deepcopy(dict(obj))
     replicas = (scale.get("spec") or {}).get("replicas")

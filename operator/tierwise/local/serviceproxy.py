@@ -66,8 +66,10 @@ def service_port_name(service: Mapping[str, Any], port: int | str | None) -> str
         if port is None or each.get("port") == port or (each.get("name") or "") == port:
             return str(each.get("name") or "")
     listed = ", ".join(f"{p.get('name') or '(unnamed)'}={p.get('port')}" for p in ports)
-    raise LookupError(f"Service {meta.get('namespace')}/{meta.get('name')} has no port "
-                      f"{port!r} (its ports: {listed or 'none'})")
+    raise LookupError(
+        f"Service {meta.get('namespace')}/{meta.get('name')} has no port "
+        f"{port!r} (its ports: {listed or 'none'})"
+    )
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -106,8 +108,10 @@ class ServiceProxy:
             try:
                 obj = self.store.get(SERVICES, namespace, service, shared=True)
             except kmock.KubernetesError as e:
-                raise LookupError(f"Service {namespace}/{service} does not exist (yet): wait "
-                                  "for it, or name the port") from e
+                raise LookupError(
+                    f"Service {namespace}/{service} does not exist (yet): wait "
+                    "for it, or name the port"
+                ) from e
             name = service_port_name(obj, port)
         key = (namespace, service, name)
         if key not in self._ports:
@@ -147,8 +151,9 @@ class ServiceProxy:
 
         self._servers.append(await asyncio.start_server(handle, sock=sock))
 
-    async def _forward(self, key: PortKey, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> None:
+    async def _forward(
+        self, key: PortKey, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.connections += 1
         target = self.pick(key)
         upstream: asyncio.StreamWriter | None = None

@@ -126,8 +126,9 @@ class ObjectStore:
         self.specs.pop((spec.group, spec.version, spec.plural), None)
 
     # -- reading -----------------------------------------------------------------------------
-    def iter_objects(self, resource: kmock.resource,
-                     namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
+    def iter_objects(
+        self, resource: kmock.resource, namespace: str | None = None
+    ) -> Iterator[tuple[Key, Obj]]:
         """The live objects of a resource (the stored dicts: read, never mutate them)."""
         live = self._live.get(resource_key(resource))
         if not live:
@@ -136,8 +137,9 @@ class ObjectStore:
             if namespace is None or ns == namespace:
                 yield (resource, ns, name), obj
 
-    def iter_labelled(self, resource: kmock.resource, namespace: str | None,
-                      label: tuple[str, str]) -> Iterator[Obj]:
+    def iter_labelled(
+        self, resource: kmock.resource, namespace: str | None, label: tuple[str, str]
+    ) -> Iterator[Obj]:
         """The live objects of a resource carrying the label ``(key, value)``."""
         rkey = resource_key(resource)
         live = self._live.get(rkey, {})
@@ -171,8 +173,9 @@ class ObjectStore:
         for pair in _label_pairs(obj):
             labels.setdefault(pair, {})[address] = None
 
-    def get(self, resource: kmock.resource, namespace: str | None, name: str, *,
-            shared: bool = False) -> Obj:
+    def get(
+        self, resource: kmock.resource, namespace: str | None, name: str, *, shared: bool = False
+    ) -> Obj:
         """One object; ``shared=True`` returns the stored dict itself (never mutate it)."""
         spec = self.spec_for(resource)
         current = self._current(spec, self._key(spec, namespace, name))
@@ -180,23 +183,38 @@ class ObjectStore:
             raise errors.not_found(spec.plural, name)
         return current if shared else _copy(current)
 
-    def list(self, resource: kmock.resource, namespace: str | None,
-             predicate: Predicate, *, shared: bool = False,
-             label: tuple[str, str] | None = None) -> tuple[list[Obj], int]:
+    def list(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        predicate: Predicate,
+        *,
+        shared: bool = False,
+        label: tuple[str, str] | None = None,
+    ) -> tuple[list[Obj], int]:
         """Matching objects and the list's resourceVersion (``shared`` as in :meth:`get`).
 
         ``label``: a ``(key, value)`` the predicate requires (from an equality selector),
         so that only the objects carrying it are looked at.
         """
         spec = self.spec_for(resource)
-        candidates = (self.iter_labelled(spec.resource, namespace, label) if label is not None
-                      else (obj for _, obj in self.iter_objects(spec.resource, namespace)))
+        candidates = (
+            self.iter_labelled(spec.resource, namespace, label)
+            if label is not None
+            else (obj for _, obj in self.iter_objects(spec.resource, namespace))
+        )
         items = [obj for obj in candidates if predicate(obj)]
         return (items if shared else [_copy(obj) for obj in items]), self.log.resource_version
 
     # -- writing -----------------------------------------------------------------------------
-    def create(self, resource: kmock.resource, namespace: str | None, body: Mapping[str, Any],
-               *, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        body: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
         spec = self.spec_for(resource)
         obj = _copy(body)
         meta = obj.setdefault("metadata", {})
@@ -205,8 +223,9 @@ class ObjectStore:
             suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
             meta["name"] = f"{meta['generateName']}{suffix}"
         if not meta.get("name"):
-            raise errors.invalid(spec.kind, None, "metadata.name: Required value: name or "
-                                 "generateName is required")
+            raise errors.invalid(
+                spec.kind, None, "metadata.name: Required value: name or generateName is required"
+            )
         key = self._key(spec, namespace, meta["name"])
         if self._current(spec, key) is not None:
             raise errors.already_exists(spec.plural, meta["name"])
@@ -219,15 +238,18 @@ class ObjectStore:
         self.log.append(spec.resource, "ADDED", obj, None)
         return _copy(obj)
 
-    def _creation_namespace(self, spec: ResourceSpec, url_namespace: str | None,
-                            meta: dict[str, Any]) -> str | None:
+    def _creation_namespace(
+        self, spec: ResourceSpec, url_namespace: str | None, meta: dict[str, Any]
+    ) -> str | None:
         if not spec.namespaced:
             meta.pop("namespace", None)
             return None
         body_namespace = meta.get("namespace")
         if url_namespace and body_namespace and url_namespace != body_namespace:
-            raise errors.bad_request("the namespace of the provided object does not match "
-                                     "the namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match "
+                "the namespace sent on the request"
+            )
         namespace = url_namespace or body_namespace
         if not namespace:
             raise errors.bad_request("a namespace is required for a namespaced resource")
@@ -252,9 +274,16 @@ class ObjectStore:
         if spec.kind == "Deployment" and "spec" in obj:
             obj["spec"].setdefault("replicas", 1)
 
-    def write(self, resource: kmock.resource, namespace: str | None, name: str,
-              new: Mapping[str, Any], *, subresource: str | None = None,
-              dry_run: bool = False) -> Obj:
+    def write(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        name: str,
+        new: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
         """Replace an object (PUT), keeping what the API server owns."""
         spec = self.spec_for(resource)
         key = self._key(spec, namespace, name)
@@ -264,8 +293,7 @@ class ObjectStore:
         obj = self._merge_owned(spec, old, clone(new), subresource)
         return self._commit(spec, key, old, obj, dry_run=dry_run)
 
-    def _merge_owned(self, spec: ResourceSpec, old: Obj, new: Obj,
-                     subresource: str | None) -> Obj:
+    def _merge_owned(self, spec: ResourceSpec, old: Obj, new: Obj, subresource: str | None) -> Obj:
         requested_rv = (new.get("metadata") or {}).get("resourceVersion")
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(spec.plural, old["metadata"]["name"])
@@ -283,8 +311,15 @@ class ObjectStore:
                 new["status"] = old["status"]
         # A patch may share its metadata dict with ``old``: the fields below go in a new one.
         meta = new["metadata"] = dict(new.get("metadata") or {})
-        for owned in ("uid", "creationTimestamp", "name", "namespace", "generation",
-                      "deletionTimestamp", "deletionGracePeriodSeconds"):
+        for owned in (
+            "uid",
+            "creationTimestamp",
+            "name",
+            "namespace",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
             if owned in old["metadata"]:
                 meta[owned] = old["metadata"][owned]
             else:
@@ -293,29 +328,40 @@ class ObjectStore:
         new.setdefault("kind", old.get("kind"))
         return new
 
-    def _commit(self, spec: ResourceSpec, key: Key, old: Obj, obj: Obj, *,
-                dry_run: bool) -> Obj:
+    def _commit(self, spec: ResourceSpec, key: Key, old: Obj, obj: Obj, *, dry_run: bool) -> Obj:
         if _spec_part(obj) != _spec_part(old):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if _comparable(obj) == _comparable(old) or dry_run:
             return _copy(obj)  # a no-op write keeps the resourceVersion
         meta = obj["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") \
-                and not meta.get("deletionGracePeriodSeconds"):  # a terminating pod stays
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+        ):  # a terminating pod stays
             return self._remove(spec, key, obj)
         meta["resourceVersion"] = str(self.log.next_version())
         self._store(spec, key, obj)
         self.log.append(spec.resource, "MODIFIED", obj, old)
         return _copy(obj)
 
-    def patch(self, resource: kmock.resource, namespace: str | None, name: str, *,
-              content_type: str, patch: Any, subresource: str | None = None,
-              dry_run: bool = False) -> Obj:
+    def patch(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        name: str,
+        *,
+        content_type: str,
+        patch: Any,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
         spec = self.spec_for(resource)
         if content_type == patching.STRATEGIC_MERGE_PATCH and spec.custom:
-            raise errors.unsupported_media_type(", ".join(
-                t for t in patching.PATCH_TYPES if t != patching.STRATEGIC_MERGE_PATCH))
+            raise errors.unsupported_media_type(
+                ", ".join(t for t in patching.PATCH_TYPES if t != patching.STRATEGIC_MERGE_PATCH)
+            )
         key = self._key(spec, namespace, name)
         old = self._current(spec, key)
         if old is None and content_type == patching.APPLY_PATCH and subresource is None:
@@ -335,9 +381,16 @@ class ObjectStore:
         return self._commit(spec, key, old, obj, dry_run=dry_run)
 
     # -- deleting ----------------------------------------------------------------------------
-    def delete(self, resource: kmock.resource, namespace: str | None, name: str, *,
-               propagation: str | None = None, dry_run: bool = False,
-               grace_period: int | None = None) -> tuple[Obj, bool]:
+    def delete(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str | None = None,
+        dry_run: bool = False,
+        grace_period: int | None = None,
+    ) -> tuple[Obj, bool]:
         """Delete or mark for deletion; returns the object and whether it is gone."""
         spec = self.spec_for(resource)
         key = self._key(spec, namespace, name)
@@ -360,8 +413,9 @@ class ObjectStore:
         if old["metadata"].get("deletionTimestamp") and current is not None and current <= grace:
             return _copy(old)
         obj = _copy(old)
-        obj["metadata"].update(deletionTimestamp=now_rfc3339(after=grace),
-                               deletionGracePeriodSeconds=grace)
+        obj["metadata"].update(
+            deletionTimestamp=now_rfc3339(after=grace), deletionGracePeriodSeconds=grace
+        )
         return self._commit(spec, key, old, obj, dry_run=False)
 
     def _remove(self, spec: ResourceSpec, key: Key, last: Obj | None = None) -> Obj:

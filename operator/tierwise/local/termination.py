@@ -93,8 +93,10 @@ def termination_times(pod: Mapping[str, Any], max_grace: float) -> TerminationTi
 
 
 def _unready(status: Mapping[str, Any]) -> dict[str, Any]:
-    conditions = [dict(c, status="False") if c.get("type") in ("Ready", "ContainersReady")
-                  else dict(c) for c in status.get("conditions") or []]
+    conditions = [
+        dict(c, status="False") if c.get("type") in ("Ready", "ContainersReady") else dict(c)
+        for c in status.get("conditions") or []
+    ]
     containers = [dict(c, ready=False) for c in status.get("containerStatuses") or []]
     return dict(status, conditions=conditions, containerStatuses=containers)
 
@@ -143,9 +145,13 @@ class PodTerminator:
         with contextlib.suppress(kmock.KubernetesError):  # gone meanwhile
             current = self.store.get(PODS, namespace, name, shared=True)
             if current["metadata"].get("uid") == meta.get("uid"):
-                self.store.write(PODS, namespace, name,
-                                 dict(current, status=_unready(current.get("status") or {})),
-                                 subresource="status")
+                self.store.write(
+                    PODS,
+                    namespace,
+                    name,
+                    dict(current, status=_unready(current.get("status") or {})),
+                    subresource="status",
+                )
         await self.stop(pod, times.kill_after)
         with contextlib.suppress(kmock.KubernetesError):
             current = self.store.get(PODS, namespace, name, shared=True)

@@ -27,41 +27,76 @@ def model_deployment_crd(*, group: str = GROUP, version: str = VERSION) -> dict[
         "spec": {
             "group": group,
             "scope": "Namespaced",
-            "names": {"plural": PLURAL, "singular": "modeldeployment",
-                      "kind": "ModelDeployment", "shortNames": ["md"]},
-            "versions": [{
-                "name": version, "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object",
-                                               "x-kubernetes-preserve-unknown-fields": True}},
-                "subresources": {"status": {}, "scale": {
-                    "specReplicasPath": ".spec.replicas",
-                    "statusReplicasPath": ".status.replicas"}},
-            }],
+            "names": {
+                "plural": PLURAL,
+                "singular": "modeldeployment",
+                "kind": "ModelDeployment",
+                "shortNames": ["md"],
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                        },
+                    },
+                }
+            ],
         },
     }
 
 
-def deployment(name: str, *, replicas: int = 1, image: str = "engine:latest",
-               port: int = 8000, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str,
+    *,
+    replicas: int = 1,
+    image: str = "engine:latest",
+    port: int = 8000,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A plain apps/v1 Deployment body with one container and one port."""
     selector = labels or {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": dict(selector)},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
             "template": {
                 "metadata": {"labels": dict(selector)},
-                "spec": {"containers": [{"name": "engine", "image": image,
-                                         "ports": [{"name": "http", "containerPort": port}]}]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "engine",
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": port}],
+                        }
+                    ]
+                },
             },
         },
     }
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float = 10.0,
-             interval: float = 0.05, message: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Poll ``check`` until it returns something truthy; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
     while True:

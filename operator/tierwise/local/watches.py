@@ -94,8 +94,13 @@ class EventLog:
         self._version += 1
         return self._version
 
-    def append(self, resource: kmock.resource, type_: str, obj: Mapping[str, Any],
-               old: Mapping[str, Any] | None) -> None:
+    def append(
+        self,
+        resource: kmock.resource,
+        type_: str,
+        obj: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+    ) -> None:
         """Record a change; ``obj`` and ``old`` must never be mutated afterwards."""
         version = int(obj["metadata"]["resourceVersion"])
         self._changes.append(Change(version, resource, type_, obj, old, _key(resource)))
@@ -117,7 +122,7 @@ class EventLog:
         self._notify()
 
     def changes_after(self, version: int) -> list[Change]:
-        return self._changes[bisect.bisect_right(self._versions, version):]
+        return self._changes[bisect.bisect_right(self._versions, version) :]
 
     def is_too_old(self, version: int) -> bool:
         return version < self._floor
@@ -139,8 +144,9 @@ class EventLog:
         return self._closed
 
 
-def translate(change: Change, request: WatchRequest, key: tuple[str, str, str] | None = None
-              ) -> bytes | None:
+def translate(
+    change: Change, request: WatchRequest, key: tuple[str, str, str] | None = None
+) -> bytes | None:
     """The event line one watcher sees for a change, or None if it is not for this watcher."""
     if change.key != (key or _key(request.resource)):
         return None
@@ -160,20 +166,38 @@ def _bookmark(request: WatchRequest, version: int, *, initial_end: bool) -> byte
     metadata: dict[str, Any] = {"resourceVersion": str(version)}
     if initial_end:
         metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
-    return _encode({"type": "BOOKMARK",
-                    "object": {"apiVersion": request.api_version, "kind": request.kind,
-                               "metadata": metadata}})
+    return _encode(
+        {
+            "type": "BOOKMARK",
+            "object": {
+                "apiVersion": request.api_version,
+                "kind": request.kind,
+                "metadata": metadata,
+            },
+        }
+    )
 
 
 def _expired(version: int) -> bytes:
-    return _encode({"type": "ERROR", "object": {
-        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-        "code": 410, "reason": "Expired",
-        "message": f"too old resource version: {version}"}})
+    return _encode(
+        {
+            "type": "ERROR",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Status",
+                "metadata": {},
+                "status": "Failure",
+                "code": 410,
+                "reason": "Expired",
+                "message": f"too old resource version: {version}",
+            },
+        }
+    )
 
 
-def open_watch(log: EventLog, request: WatchRequest,
-               current: Sequence[Mapping[str, Any]]) -> AsyncIterator[bytes]:
+def open_watch(
+    log: EventLog, request: WatchRequest, current: Sequence[Mapping[str, Any]]
+) -> AsyncIterator[bytes]:
     """Capture the position (and, for a fresh watch, the current state) right now.
 
     Must be called synchronously with the listing of ``current`` objects (no
@@ -184,8 +208,9 @@ def open_watch(log: EventLog, request: WatchRequest,
     return _stream(log, request, request.since, [])
 
 
-async def _stream(log: EventLog, request: WatchRequest, position: int,
-                  initial: list[Mapping[str, Any]]) -> AsyncIterator[bytes]:
+async def _stream(
+    log: EventLog, request: WatchRequest, position: int, initial: list[Mapping[str, Any]]
+) -> AsyncIterator[bytes]:
     if request.since is not None and log.is_too_old(request.since):
         yield _expired(request.since)
         return

@@ -142,42 +142,65 @@ def template_hash(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _condition(kind: str, ok: bool, reason: str, message: str,
-               previous: Mapping[str, Any] | None) -> dict[str, Any]:
+def _condition(
+    kind: str, ok: bool, reason: str, message: str, previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
     status = "True" if ok else "False"
-    same = previous is not None and previous.get("status") == status \
+    same = (
+        previous is not None
+        and previous.get("status") == status
         and previous.get("reason") == reason
+    )
     stamp = previous.get("lastTransitionTime") if same and previous else now_rfc3339()
-    return {"type": kind, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": stamp, "lastUpdateTime": stamp}
-
-
-def pod_status(state: PodState, endpoint: PodEndpoint, template: Mapping[str, Any],
-               previous: Mapping[str, Any]) -> dict[str, Any]:
-    ready = state.health == PodHealth.READY
-    started = previous.get("startTime") or now_rfc3339()
-    containers = (template.get("spec") or {}).get("containers") or [{"name": "main"}]
-    waiting = {"waiting": {"reason": state.reason or "ContainerCreating",
-                           "message": state.message or ""}}
-    running = {"running": {"startedAt": started}}
     return {
-        "phase": "Pending" if state.health == PodHealth.STARTING else "Running",
-        "podIP": endpoint.ip, "podIPs": [{"ip": endpoint.ip}], "hostIP": "127.0.0.1",
-        "startTime": started,
-        "conditions": [{"type": "PodScheduled", "status": "True"},
-                       {"type": "Ready", "status": str(ready)},
-                       {"type": "ContainersReady", "status": str(ready)}],
-        "containerStatuses": [{
-            "name": c.get("name", "main"), "image": c.get("image", ""), "ready": ready,
-            "imageID": f"local://{c.get('image', '')}",
-            "started": state.health != PodHealth.FAILING, "restartCount": state.restarts,
-            "state": waiting if state.health == PodHealth.FAILING or state.reason else running,
-        } for c in containers],
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": stamp,
+        "lastUpdateTime": stamp,
     }
 
 
-def deployment_status(deployment: Mapping[str, Any], pods: list[tuple[bool, PodState]],
-                      desired: int) -> dict[str, Any]:
+def pod_status(
+    state: PodState, endpoint: PodEndpoint, template: Mapping[str, Any], previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    ready = state.health == PodHealth.READY
+    started = previous.get("startTime") or now_rfc3339()
+    containers = (template.get("spec") or {}).get("containers") or [{"name": "main"}]
+    waiting = {
+        "waiting": {"reason": state.reason or "ContainerCreating", "message": state.message or ""}
+    }
+    running = {"running": {"startedAt": started}}
+    return {
+        "phase": "Pending" if state.health == PodHealth.STARTING else "Running",
+        "podIP": endpoint.ip,
+        "podIPs": [{"ip": endpoint.ip}],
+        "hostIP": "127.0.0.1",
+        "startTime": started,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": str(ready)},
+            {"type": "ContainersReady", "status": str(ready)},
+        ],
+        "containerStatuses": [
+            {
+                "name": c.get("name", "main"),
+                "image": c.get("image", ""),
+                "ready": ready,
+                "imageID": f"local://{c.get('image', '')}",
+                "started": state.health != PodHealth.FAILING,
+                "restartCount": state.restarts,
+                "state": waiting if state.health == PodHealth.FAILING or state.reason else running,
+            }
+            for c in containers
+        ],
+    }
+
+
+def deployment_status(
+    deployment: Mapping[str, Any], pods: list[tuple[bool, PodState]], desired: int
+) -> dict[str, Any]:
     """Deployment status from its pods: (is the pod from the current template, its state)."""
     previous = {c["type"]: c for c in (deployment.get("status") or {}).get("conditions") or []}
     updated = sum(1 for current, _ in pods if current)
@@ -186,23 +209,42 @@ def deployment_status(deployment: Mapping[str, Any], pods: list[tuple[bool, PodS
     minimum = desired - desired // 4  # the default maxUnavailable of 25%, rounded down
     complete = updated == desired == len(pods) and available == desired
     progressing = (
-        _condition("Progressing", False, "ProgressDeadlineExceeded",
-                   "pods are failing (CrashLoopBackOff)", previous.get("Progressing"))
-        if failing else
-        _condition("Progressing", True, "NewReplicaSetAvailable" if complete
-                   else "ReplicaSetUpdated", "rollout progressing", previous.get("Progressing")))
+        _condition(
+            "Progressing",
+            False,
+            "ProgressDeadlineExceeded",
+            "pods are failing (CrashLoopBackOff)",
+            previous.get("Progressing"),
+        )
+        if failing
+        else _condition(
+            "Progressing",
+            True,
+            "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+            "rollout progressing",
+            previous.get("Progressing"),
+        )
+    )
     status: dict[str, Any] = {
         "observedGeneration": deployment["metadata"].get("generation", 1),
-        "replicas": len(pods), "updatedReplicas": updated,
-        "readyReplicas": available, "availableReplicas": available,
+        "replicas": len(pods),
+        "updatedReplicas": updated,
+        "readyReplicas": available,
+        "availableReplicas": available,
         "conditions": [
-            _condition("Available", available >= minimum,
-                       "MinimumReplicasAvailable" if available >= minimum
-                       else "MinimumReplicasUnavailable",
-                       "Deployment has minimum availability." if available >= minimum
-                       else "Deployment does not have minimum availability.",
-                       previous.get("Available")),
-            progressing],
+            _condition(
+                "Available",
+                available >= minimum,
+                "MinimumReplicasAvailable"
+                if available >= minimum
+                else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if available >= minimum
+                else "Deployment does not have minimum availability.",
+                previous.get("Available"),
+            ),
+            progressing,
+        ],
     }
     if len(pods) > available:
         status["unavailableReplicas"] = len(pods) - available
@@ -223,14 +265,21 @@ class DeploymentController:
     out its preStop hook and grace (capped), then goes; with 0 it goes at once.
     """
 
-    def __init__(self, server: EmulatedApiServer, backend: WorkloadBackend, *,
-                 resync: float = 0.1, max_termination_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        server: EmulatedApiServer,
+        backend: WorkloadBackend,
+        *,
+        resync: float = 0.1,
+        max_termination_grace: float = 5.0,
+    ) -> None:
         self.server = server
         self.backend = backend
         self.resync = resync
         self.max_termination_grace = max_termination_grace
-        self.terminator = PodTerminator(server.store, self._stop_pod,
-                                        max_grace=max_termination_grace)
+        self.terminator = PodTerminator(
+            server.store, self._stop_pod, max_grace=max_termination_grace
+        )
         self._pods: dict[str, tuple[PodInfo, PodEndpoint]] = {}  # by pod uid
         self._task: asyncio.Task[None] | None = None
         self._position = 0  # the last change of the log this controller has seen
@@ -297,8 +346,7 @@ class DeploymentController:
         deployments: list[Mapping[str, Any]] = []
         for namespace, name in sorted(dirty):
             with contextlib.suppress(kmock.KubernetesError):
-                deployments.append(self.server.store.get(DEPLOYMENTS, namespace, name,
-                                                         shared=True))
+                deployments.append(self.server.store.get(DEPLOYMENTS, namespace, name, shared=True))
         await self._reconcile_each(deployments)
 
     def _collect_changes(self) -> None:
@@ -328,20 +376,26 @@ class DeploymentController:
         for deployment in deployments:
             await self._reconcile(deployment, pods.get(deployment["metadata"]["uid"], []))
 
-    async def _reconcile(self, deployment: Mapping[str, Any],
-                         pods: list[Mapping[str, Any]]) -> None:
+    async def _reconcile(
+        self, deployment: Mapping[str, Any], pods: list[Mapping[str, Any]]
+    ) -> None:
         """One Deployment (the stored dict, never mutated) with the pods it owns."""
         meta, spec = deployment["metadata"], deployment.get("spec") or {}
         if meta.get("deletionTimestamp"):
             return
         desired = int(spec.get("replicas", 1))
         current_hash = template_hash(spec.get("template") or {})
-        keep = [p for p in pods if p["metadata"].get("labels", {}).get("pod-template-hash")
-                == current_hash and not p["metadata"].get("deletionTimestamp")]
+        keep = [
+            p
+            for p in pods
+            if p["metadata"].get("labels", {}).get("pod-template-hash") == current_hash
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         keep.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
         kept = {id(p) for p in keep[:desired]}
-        for pod in [p for p in pods if id(p) not in kept
-                    and not p["metadata"].get("deletionTimestamp")]:
+        for pod in [
+            p for p in pods if id(p) not in kept and not p["metadata"].get("deletionTimestamp")
+        ]:
             await self._delete_pod(pod)
         keep = keep[:desired]
         for _ in range(desired - len(keep)):
@@ -352,8 +406,13 @@ class DeploymentController:
         if status == deployment.get("status"):
             return
         try:
-            self.server.store.write(DEPLOYMENTS, meta["namespace"], meta["name"],
-                                    dict(deployment, status=status), subresource="status")
+            self.server.store.write(
+                DEPLOYMENTS,
+                meta["namespace"],
+                meta["name"],
+                dict(deployment, status=status),
+                subresource="status",
+            )
         except kmock.KubernetesError:  # changed meanwhile (409) or gone: the log says which
             self._dirty.add((meta["namespace"], meta["name"]))
 
@@ -362,20 +421,34 @@ class DeploymentController:
         template = copy.deepcopy((deployment.get("spec") or {}).get("template") or {})
         suffix = "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
         name = f"{meta['name']}-{hash_}-{suffix}"
-        info = PodInfo(namespace=meta["namespace"], name=name, deployment=meta["name"],
-                       template=template)
+        info = PodInfo(
+            namespace=meta["namespace"], name=name, deployment=meta["name"], template=template
+        )
         endpoint = await self.backend.start(info)
         tmeta = template.get("metadata") or {}
         annotations = dict(tmeta.get("annotations") or {})
         if endpoint.port is not None:
             annotations[PORT_ANNOTATION] = str(endpoint.port)
-        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": name, "labels": {**(tmeta.get("labels") or {}), "pod-template-hash": hash_},
-            "annotations": annotations,
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                 "name": meta["name"], "uid": meta["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}]},
-            "spec": dict(template.get("spec") or {}, nodeName="tierwise-local")}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "labels": {**(tmeta.get("labels") or {}), "pod-template-hash": hash_},
+                "annotations": annotations,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": dict(template.get("spec") or {}, nodeName="tierwise-local"),
+        }
         pod = self.server.store.create(PODS, meta["namespace"], body)
         self._pods[pod["metadata"]["uid"]] = (info, endpoint)
         return pod
@@ -410,7 +483,11 @@ class DeploymentController:
         status = pod_status(state, endpoint, info.template, pod.get("status") or {})
         if status != pod.get("status"):
             with contextlib.suppress(kmock.KubernetesError):
-                self.server.store.write(PODS, pod["metadata"]["namespace"],
-                                        pod["metadata"]["name"], dict(pod, status=status),
-                                        subresource="status")
+                self.server.store.write(
+                    PODS,
+                    pod["metadata"]["namespace"],
+                    pod["metadata"]["name"],
+                    dict(pod, status=status),
+                    subresource="status",
+                )
         return state

@@ -51,9 +51,12 @@ def router_config(
     deployments: Mapping[str, ModelDeployment],
     *,
     secrets_dir: str = DEFAULT_SECRETS_DIR,
+    report_missing: bool = True,
 ) -> RouterConfig:
     """The policy document for ``policy`` (``deployments``: ModelDeployments by name; those
-    the policy names but that are absent are listed in ``missing``)."""
+    the policy names but that are absent are listed in ``missing``, which tells routers not
+    to hold requests for them). ``report_missing=False`` when ``deployments`` is not the
+    whole truth (local files may leave ModelDeployments out)."""
     names = named_model_deployments(policy)
     meta = policy.metadata
     config = RouterConfig(
@@ -63,6 +66,6 @@ def router_config(
         secrets_dir=secrets_dir.rstrip("/") or "/",
         spec=policy.spec,
         backends={n: backend_info(deployments[n]) for n in names if n in deployments},
-        missing=[n for n in names if n not in deployments],
+        missing=[n for n in names if n not in deployments] if report_missing else [],
     )
     return with_version(config)

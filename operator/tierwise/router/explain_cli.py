@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         body = _read_request(args.request)
         headers = _parse_headers(args.header)
         replicas = load_endpoints(args.endpoints) if args.endpoints else {}
-        table = table_from_config(router_config(policy, {}), replicas, secrets_dir=None)
+        table = table_from_config(
+            router_config(policy, {}, report_missing=False), replicas, secrets_dir=None
+        )
     except (InputError, TableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -250,12 +250,16 @@ class Proxy:
         while tier is not None and job.attempts < fallback.max_attempts:
             job.tier = tier.name
             loads = snap.loads.get(tier.name, ())
-            if not loads:
+            if not loads and not tier.absent:
                 snap = await self._await_replicas(tier.name)
                 tier = snap.table.tier(tier.name) if snap.table.has_tier(tier.name) else None
                 if tier is not None and snap.loads.get(tier.name):
                     continue
                 job.failure = _Failure(Reason.NO_REPLICAS, f"tier {job.tier!r} has no replicas")
+                tier = self._next_tier(job, snap, tier, fallback.on_error)
+                continue
+            if not loads:  # a tier whose ModelDeployments do not exist: nothing will wake it
+                job.failure = _Failure(Reason.NO_REPLICAS, f"tier {job.tier!r} has no backend")
                 tier = self._next_tier(job, snap, tier, fallback.on_error)
                 continue
             candidates = [c for c in loads if c.healthy and c.endpoint.url not in job.tried]
@@ -305,6 +309,8 @@ class Proxy:
                 assert snap is not None
                 remaining = deadline - self._loop.time()
                 if snap.loads.get(tier) or not snap.table.has_tier(tier) or remaining <= 0:
+                    return snap
+                if snap.table.tier(tier).absent:  # its ModelDeployments went away meanwhile
                     return snap
                 try:
                     async with asyncio.timeout(remaining):

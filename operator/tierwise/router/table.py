@@ -117,6 +117,9 @@ class TierEntry:
     endpoints: tuple[Endpoint, ...]
     price: TierPrice
     max_prompt_tokens: int | None
+    absent: bool = False
+    """Every backend is a ModelDeployment the operator reported missing: nothing can wake
+    the tier, so requests move on at once instead of being held."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,12 @@ def table_from_config(
         for tier in spec.tiers
     }
     prices = {tier.name: _tier_price(tier, config.backends) for tier in spec.tiers}
+    missing = set(config.missing)
+    absent = frozenset(
+        tier.name
+        for tier in spec.tiers
+        if all(b.model_deployment in missing for b in tier.backends)
+    )
     return assemble(
         spec,
         resolved,
@@ -207,6 +216,7 @@ def table_from_config(
         version,
         policy_version=config.version,
         secrets_dir=folder,
+        absent=absent,
     )
 
 
@@ -222,7 +232,7 @@ def build_table(
     document :func:`~tierwise.manifests.router_config.router_config` builds (tests, tools).
 
     ``deployments`` supply served model names, GPUs per replica and default prices."""
-    config = router_config(policy, deployments or {})
+    config = router_config(policy, deployments or {}, report_missing=False)
     found = {name: [Replica(url) for url in urls] for name, urls in endpoints.items()}
     return table_from_config(config, found, secrets_dir=secrets_dir, version=version)
 
@@ -235,6 +245,7 @@ def assemble(
     *,
     policy_version: str = "",
     secrets_dir: str | None = None,
+    absent: frozenset[str] = frozenset(),
 ) -> RoutingTable:
     """A table from resolved parts (``version``: the content hash unless given)."""
     tiers = tuple(
@@ -244,6 +255,7 @@ def assemble(
             endpoints.get(t.name, ()),
             prices.get(t.name, TierPrice()),
             t.max_prompt_tokens,
+            t.name in absent,
         )
         for i, t in enumerate(spec.tiers)
     )

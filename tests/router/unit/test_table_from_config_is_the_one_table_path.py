@@ -104,7 +104,9 @@ def test_policy_files_build_the_operators_document(make_policy: Policy, tmp_path
     rp_path, md_path = tmp_path / "rp.yaml", tmp_path / "md.yaml"
     rp_path.write_text(yaml.safe_dump(policy.model_dump(mode="json", by_alias=True)))
     md_path.write_text(yaml.safe_dump(md.model_dump(mode="json", by_alias=True)))
-    assert PolicyFiles(rp_path, [md_path]).current() == router_config(policy, {"md-mid": md})
+    # the same document, except that local files never claim a ModelDeployment is missing
+    expected = router_config(policy, {"md-mid": md}, report_missing=False)
+    assert PolicyFiles(rp_path, [md_path]).current() == expected
 
 
 def test_config_file_reads_the_configmap_document(make_policy: Policy, tmp_path: Path) -> None:
@@ -165,3 +167,19 @@ def test_bad_endpoints_files_name_the_entry(tmp_path: Path, text: str) -> None:
     path.write_text(text)
     with pytest.raises(TableError):
         load_endpoints(path)
+
+
+def test_a_tier_of_missing_model_deployments_is_absent_so_nothing_waits_for_it(
+    make_policy: Policy,
+) -> None:
+    # the operator's document names md-small as missing; md-mid exists with no ready replica
+    config = _config(make_policy)
+    assert config.missing == ["md-small"]
+    small, mid, frontier = table_from_config(config, {}).tiers
+    assert (small.absent, mid.absent, frontier.absent) == (True, False, False)
+
+
+def test_local_files_never_claim_a_model_deployment_is_missing(make_policy: Policy) -> None:
+    config = router_config(make_policy(), {}, report_missing=False)
+    assert config.missing == []
+    assert not any(t.absent for t in table_from_config(config, {}).tiers)

@@ -217,4 +217,4 @@ class PolicyFiles(_PolledDocument):
                     deployments[doc.resource.metadata.name] = doc.resource
         if len(policies) != 1:
             raise ConfigError(f"{self.paths[0]}: expected one RoutingPolicy, found {len(policies)}")
-        return router_config(policies[0], deployments)
+        return router_config(policies[0], deployments, report_missing=False)

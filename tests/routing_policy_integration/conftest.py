@@ -1,0 +1,127 @@
+"""One embedded cluster for the folder: two ModelDeployments as simulator pods, a fake
+frontier API that checks its key, the real operator, and the three-tier RoutingPolicy's
+router, which the operator deploys and the cluster runs as a real ``tierwise router``
+process behind its Service.
+
+The frontier is a small OpenAI-compatible server in this process that answers only with
+the key it currently expects, and records which key each request carried, so a test can
+rotate the Secret and see which key the router sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from tierwise.controller.autoscaling import AutoscalerSettings
+from tierwise.controller.kube import load_config
+from tierwise.controller.pods import PodAddress
+from tierwise.controller.runner import OperatorOptions, OperatorThread
+from tierwise.local.cluster import EmulatedCluster
+from tierwise.local.sim_workloads import SimWorkloadBackend
+
+CRDS = sorted((Path(__file__).parents[2] / "crds").glob("*.yaml"))
+NS = "routing"
+FIRST_KEY = "sk-canary-first-0b1c2d3e4f"
+SECOND_KEY = "sk-canary-second-5a6b7c8d9e"
+
+
+class Frontier:
+    """A fake external API: 200 for the expected key, 401 otherwise; records keys seen."""
+
+    def __init__(self) -> None:
+        self.expected = FIRST_KEY
+        self.seen: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                owner.seen.append(key)
+                if key != owner.expected:
+                    self._send(401, {"error": {"message": "bad key", "type": "auth_error"}})
+                    return
+                self._send(200, _completion(body.get("model", "frontier")))
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _completion(model: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-frontier",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "a careful proof"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+
+
+@pytest.fixture(scope="module")
+def frontier() -> Iterator[Frontier]:
+    running = Frontier()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def backend() -> SimWorkloadBackend:
+    return SimWorkloadBackend({"small-llm": "small", "mid-llm": "mid"})
+
+
+@pytest.fixture(scope="module")
+def cluster(backend: SimWorkloadBackend) -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(workloads=backend, namespaces=(NS,)) as running:
+        running.install_crd_files(CRDS)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(cluster: EmulatedCluster) -> Iterator[kubernetes.client.ApiClient]:
+    with cluster.api_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: EmulatedCluster) -> Iterator[OperatorThread]:
+    settings = AutoscalerSettings(
+        tick_s=0.5, pod_address=PodAddress.LOCAL_PORT, scrape_timeout_s=1.0
+    )
+    options = OperatorOptions(
+        kube=load_config(str(cluster.kubeconfig_path)), debounce_s=0.05, autoscaler=settings
+    )
+    with OperatorThread(options) as running:
+        yield running
