@@ -59,7 +59,9 @@ copy_sources() {
   if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git -C "$ROOT" ls-files -z --cached --others --exclude-standard -- \
         pyproject.toml README.md operator |
-      (cd "$ROOT" && xargs -0 sh -c 'for f; do [ -f "$f" ] && printf "%s\0" "$f"; done' _) |
+      while IFS= read -r -d '' file; do  # tracked but deleted files drop out
+        if [ -f "$ROOT/$file" ]; then printf '%s\0' "$file"; fi
+      done |
       tar -C "$ROOT" --null -T - -cf - | tar -C "$WORK/src" -xf -
   else
     tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' -cf - \

@@ -21,7 +21,6 @@
 # `kind load image-archive`). PYTHON must import tierwise (CI: the project's .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 SECONDS=0
 say() { echo "== image: $* (${SECONDS}s)"; }
 fail() { echo "== image: FAILED: $*" >&2; exit 1; }
@@ -37,16 +36,20 @@ WORK=$(mktemp -d /tmp/tierwise-image.XXXXXX)
 chmod 755 "$WORK"
 mkdir -p "$WORK/logs"
 DOCKERD_PID=""
+DOCKER=docker  # the client; start_dockerd picks the engine's own
+docker() { "$DOCKER" "$@"; }
 HOST_PIDS=()
 CONTAINERS=(tierwise-smoke-pyc tierwise-smoke-router tierwise-smoke-operator)
 
 # ---- cleanup: runs on every exit --------------------------------------------------------------
 dump_logs() {
-  local log
+  local log lines
   for log in "$WORK"/logs/*.log; do
     [ -s "$log" ] || continue
-    echo "---- $(basename "$log") (last 40 lines)" >&2
-    tail -n 40 "$log" >&2
+    lines=40
+    [ "$(basename "$log")" != dockerd.log ] || lines=15  # chatty; its end says why it stopped
+    echo "---- $(basename "$log") (last $lines lines)" >&2
+    tail -n "$lines" "$log" >&2
   done
 }
 
@@ -73,7 +76,7 @@ cleanup() {
   if [ -n "$DOCKERD_PID" ]; then
     say "cleanup: containers and images"
     docker rm --force "${CONTAINERS[@]}" >/dev/null 2>&1
-    docker image ls --quiet | sort -u | xargs -r docker rmi --force >/dev/null 2>&1
+    docker image ls --quiet | sort -u | xargs -r "$DOCKER" rmi --force >/dev/null 2>&1
   fi
   say "cleanup: host processes, dockerd, $WORK"
   for pid in "${HOST_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
@@ -116,7 +119,6 @@ start_dockerd() {
   # The Debian client matches the engine (another docker client may come first on PATH).
   if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=$(command -v docker); fi
   export DOCKER DOCKER_HOST="unix://$WORK/docker.sock" DOCKER_BUILDKIT=1
-  docker() { "$DOCKER" "$@"; }
   dockerd --bridge=none --iptables=false --ip-masq=false \
     --data-root "$WORK/data" --exec-root "$WORK/run" --pidfile "$WORK/dockerd.pid" \
     --host "$DOCKER_HOST" >"$WORK/logs/dockerd.log" 2>&1 &
@@ -124,7 +126,7 @@ start_dockerd() {
   for _ in $(seq 150); do
     docker version >/dev/null 2>&1 && return 0
     kill -0 "$DOCKERD_PID" 2>/dev/null ||
-      { DOCKERD_PID=""; fail "dockerd exited (see dockerd.log above; no privileges here?" \
+      { DOCKERD_PID=""; fail "dockerd exited (its log follows; no privileges here?" \
           "set TIERWISE_SKIP_IMAGE=1 to skip this step explicitly)"; }
     sleep 0.2
   done
