@@ -78,10 +78,11 @@ cleanup() {
     docker rm --force "${CONTAINERS[@]}" >/dev/null 2>&1
     docker image ls --quiet | sort -u | xargs -r "$DOCKER" rmi --force >/dev/null 2>&1
   fi
-  say "cleanup: host processes, dockerd, $WORK"
+  say "cleanup: host processes and dockerd"
   for pid in "${HOST_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${HOST_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   stop_dockerd
+  say "cleanup: removing $WORK"
   # overlay and netns mounts a killed daemon may have left under the work folder
   awk -v root="$WORK" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r |
     while read -r mount; do umount -l "$mount"; done
