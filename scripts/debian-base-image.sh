@@ -80,7 +80,8 @@ if [ -n "${http_proxy:-}" ]; then export http_proxy; fi
 ROOTFS=$(mktemp -d "${TMPDIR:-/tmp}/tierwise-rootfs.XXXXXX")
 cleanup() {
   # debootstrap mounts /proc and /sys inside the target; a failed run can leave them behind
-  awk -v root="$ROOTFS" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r |
+  awk -v root="$ROOTFS" '$2 == root || index($2, root "/") == 1 { print $2 }' /proc/mounts |
+    sort -r |
     while read -r mount; do umount -l "$mount" || true; done
   rm -rf "$ROOTFS"
 }
