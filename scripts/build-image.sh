@@ -27,7 +27,7 @@ DEBIAN_BASE=0
 EXTRAS=""
 SAVE=""
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) TAG=${2:?}; shift 2 ;;
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     --debian-base) DEBIAN_BASE=1; shift ;;
     --extras) EXTRAS=${2:?}; shift 2 ;;
     --save) SAVE=${2:?}; shift 2 ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) echo "build-image: unknown argument '$1'" >&2; usage ;;
   esac
 done

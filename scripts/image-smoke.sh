@@ -5,7 +5,8 @@
 #
 # 1. Installs Debian's docker.io and debootstrap when missing, starts its own dockerd
 #    (--bridge=none --iptables=false: containers and builds use the host network or none,
-#    only loopback traffic) with its socket, state and data under one temporary folder.
+#    only loopback traffic) with its socket, state and data under one temporary folder, a
+#    tmpfs (TIERWISE_IMAGE_TMPFS_SIZE, default 4g; 0 keeps it on disk).
 # 2. Builds the image from Debian packages and host-built wheels (scripts/build-image.sh
 #    --debian-base): no container registry is needed.
 # 3. Smoke tests: `tierwise --version`; the image's contents (user, labels, no compilers,
@@ -13,8 +14,8 @@
 #    (read-only root, uid 65532, files mounted read-only) serving an OpenAI chat request
 #    against a simulator on the host; the operator container reconciling a ModelDeployment
 #    on the embedded cluster (kubeconfig mounted, kopf's liveness endpoint answering).
-# 4. Always (trap): removes the containers, stops the host processes and the dockerd it
-#    started, and deletes the images, the data root and every temporary file.
+# 4. Always (trap): removes the containers and images, stops the host processes and the
+#    dockerd it started, unmounts and deletes the folder (data root and every other file).
 #
 # Fails loudly when dockerd cannot run here. TIERWISE_SKIP_IMAGE=1 skips the whole step,
 # explicitly. TIERWISE_IMAGE_SAVE=FILE.tar keeps a `docker save` of the tested image (for
@@ -36,7 +37,7 @@ WORK=$(mktemp -d /tmp/tierwise-image.XXXXXX)
 # Everything this step writes (Debian root filesystem, build context, Docker's data root,
 # logs) goes to a tmpfs: dpkg's and Docker's fsyncs cost nothing there, and cleaning up is
 # an unmount instead of deleting ~1 GB of small files from a busy disk. The size is a cap;
-# about 1.5 GB is used at the peak.
+# about 0.85 GB of memory is used at the peak.
 TMPFS_SIZE=${TIERWISE_IMAGE_TMPFS_SIZE:-4g}
 if [ "$TMPFS_SIZE" != 0 ] && [ "$(id -u)" = 0 ]; then
   mount -t tmpfs -o "size=$TMPFS_SIZE,mode=755" tierwise-image "$WORK"
