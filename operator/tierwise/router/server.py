@@ -14,8 +14,11 @@ Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.f
 .Snapshot` (targets with API keys read from their files, replica loads kept by URL, the
 balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) and swaps
 it in with one assignment; requests in flight finish on the snapshot they started with.
-A table that cannot be installed (unreadable key file, classifier that cannot load)
-raises and the old one stays.
+A table that cannot be installed (unreadable key file) raises and the old one stays. A
+classifier that cannot load does not stop the table: its rules fail closed (they never
+match) and ``/readyz`` and ``classifier_info`` say so (:mod:`tierwise.router
+.tier_quality_service`); no lexical stand-in replaces the configured model unless
+``--classifier hashing`` asks for it.
 
 Client authentication: when the table's ``spec.router.auth`` names a Secret, its mounted
 file (``{secrets_dir}/{name}/{key}``) is read with every install and the model endpoints
@@ -34,6 +37,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,6 +54,7 @@ from tierwise.router.classifier import (
     HashingEmbedder,
     SentenceTransformerEmbedder,
 )
+from tierwise.router.classifier_metrics import ClassifierMetrics
 from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
 from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
@@ -63,6 +68,7 @@ from tierwise.router.http.server import (
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
 from tierwise.router.table import RoutingTable, TableHolder
+from tierwise.router.tier_quality_service import ClassifierState, ClassifierStatus, QualityScorer
 from tierwise.router.upstream import KeyStore, make_target
 
 log = logging.getLogger(__name__)
@@ -72,7 +78,7 @@ TableLoader = Callable[[], RoutingTable]
 
 
 class ClassifierBackend(StrEnum):
-    AUTO = "auto"  # the packaged MiniLM model when installed, else hashing (with a warning)
+    AUTO = "auto"  # the packaged MiniLM model; when it cannot load, category rules fail closed
     MINILM = "minilm"
     HASHING = "hashing"
 
@@ -95,6 +101,9 @@ class Settings:
     """Folder where Secrets are mounted as NAME/KEY files (client API keys)."""
     namespace: str = "default"
     """The router's namespace (``namespace`` label of the demand metrics)."""
+    classifier_dir: str | None = None
+    """Where tier classifier artefacts are mounted (ConfigMaps as NAME/KEY files);
+    default /etc/tierwise/classifiers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +130,11 @@ class RouterApp:
         self.port = 0
         self.shutting_down = False
         self._models = b""
-        self._classifier: tuple[ClassifierSpec | None, Classifier | None] = (None, None)
+        self._classifier: tuple[ClassifierSpec | None, Classifier | None, ClassifierStatus | None]
+        self._classifier = (None, None, None)
+        self.classifier_metrics = ClassifierMetrics(self.metrics.registry)
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tier-quality")
+        self._quality: tuple[object, QualityScorer] | None = None
         self.access: AccessKeys | None = None
         self._keys_seen: object = None
         self._routes: dict[str, tuple[str, Handler]] = {
@@ -142,7 +155,8 @@ class RouterApp:
             for tier in table.tiers
             for ep in tier.endpoints
         }
-        classifier = await self._classifier_for(table.spec.classifier)
+        classifier, category_status = await self._classifier_for(table.spec.classifier)
+        quality = await self._quality_for(table)
         auth = table.spec.router.auth
         access, seen = None, None
         if auth is not None:
@@ -163,7 +177,11 @@ class RouterApp:
         self._models = _models_body(table)
         self.metrics.declare_tiers(t.name for t in table.tiers)
         self.metrics.table_version = table.version
-        self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
+        self.proxy.install(Snapshot(table, loads, targets, balancer, classifier, quality))
+        statuses = [category_status] if category_status is not None else []
+        self.classifier_metrics.set_statuses(
+            statuses + ([quality.status] if quality is not None else [])
+        )
         self._guard(access)
         self._keys_seen = seen
         log.info(
@@ -172,25 +190,50 @@ class RouterApp:
             ", ".join(f"{t.name}={len(t.endpoints)}" for t in table.tiers),
         )
 
-    async def _classifier_for(self, spec: ClassifierSpec | None) -> Classifier | None:
-        if spec is None:
-            return None
+    async def _classifier_for(
+        self, spec: ClassifierSpec | None
+    ) -> tuple[Classifier | None, ClassifierStatus | None]:
+        if spec is None or not spec.categories:
+            return None, None
         if self._classifier[0] == spec:
-            return self._classifier[1]
-        classifier = await asyncio.to_thread(self._build_classifier, spec)
-        self._classifier = (spec, classifier)
-        return classifier
+            return self._classifier[1], self._classifier[2]
+        classifier, status = await asyncio.to_thread(self._build_classifier, spec)
+        self._classifier = (spec, classifier, status)
+        return classifier, status
 
-    def _build_classifier(self, spec: ClassifierSpec) -> Classifier:
-        backend = self.settings.classifier
-        if backend is not ClassifierBackend.HASHING:
-            try:
-                return EmbeddingClassifier(spec, SentenceTransformerEmbedder.load(spec.model))
-            except ClassifierUnavailableError as exc:
-                if backend is ClassifierBackend.MINILM:
-                    raise
-                log.warning("classifier falls back to lexical hashing: %s", exc)
-        return EmbeddingClassifier(spec, HashingEmbedder())
+    def _build_classifier(self, spec: ClassifierSpec) -> tuple[Classifier | None, ClassifierStatus]:
+        """The category classifier; the model failing to load fails closed, never hashing."""
+        if self.settings.classifier is ClassifierBackend.HASHING:
+            hashing = EmbeddingClassifier(spec, HashingEmbedder())
+            return hashing, ClassifierStatus("categories", "hashing", ClassifierState.READY)
+        try:
+            model = EmbeddingClassifier(spec, SentenceTransformerEmbedder.load(spec.model))
+        except ClassifierUnavailableError as exc:
+            if self.settings.classifier is ClassifierBackend.MINILM:
+                raise
+            log.error("category classifier failed, category rules will not match: %s", exc)
+            return None, ClassifierStatus(
+                "categories", spec.model, ClassifierState.FAILED, str(exc)
+            )
+        return model, ClassifierStatus("categories", spec.model, ClassifierState.READY)
+
+    async def _quality_for(self, table: RoutingTable) -> QualityScorer | None:
+        """The learned tier classifier, rebuilt only when its spec or the rules change."""
+        spec = table.spec
+        if spec.classifier is None or spec.classifier.tier_quality is None:
+            return None
+        key = (spec.classifier.tier_quality, tuple(spec.rules), self.settings.classifier_dir)
+        if self._quality is not None and self._quality[0] == key:
+            return self._quality[1]
+        scorer = await asyncio.to_thread(
+            QualityScorer.build,
+            spec,
+            classifier_dir=self.settings.classifier_dir,
+            executor=self._scoring,
+            metrics=self.classifier_metrics,
+        )
+        self._quality = (key, scorer)
+        return scorer
 
     async def reload(self, source: TableSource) -> bool:
         """Read ``source`` and install it; on failure log, count, keep the old table."""
@@ -270,7 +313,8 @@ class RouterApp:
             and any(load.healthy for loads in snap.loads.values() for load in loads)
         )
         version = snap.table.version if snap is not None else ""
-        body = orjson.dumps({"ready": ready, "tableVersion": version})
+        classifiers = [c.to_dict() for c in self.classifier_metrics.statuses.values()]
+        body = orjson.dumps({"ready": ready, "tableVersion": version, "classifiers": classifiers})
         writer.send(200 if ready else 503, JSON, body)
 
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:
@@ -311,6 +355,7 @@ class RouterApp:
                     await watcher
             await self.server.shutdown(self.settings.shutdown_grace_s)
             await self.pool.close()
+            self._scoring.shutdown(wait=False, cancel_futures=True)
 
     def _keys_stamp(self) -> object:
         """The accepted-keys file's stamp now (None while auth is off)."""

