@@ -23,15 +23,17 @@ import orjson
 from tierwise.api.documents import load_documents
 from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.router.balance import ReplicaLoad, make_balancer
+from tierwise.router.calibrate_cli import register as register_calibrate
 from tierwise.router.classifier import (
     Classifier,
     ClassifierUnavailableError,
     HashingEmbedder,
     make_classifier,
 )
-from tierwise.router.features import request_view
+from tierwise.router.features import RequestView, request_view
 from tierwise.router.table import RoutingTable, TableError, build_table, load_endpoints
-from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
+from tierwise.router.tier_quality_service import load_for
+from tierwise.router.tiers import RoutingError, TierDecision, choose_tier, uses_quality
 
 
 class ClassifierChoice(StrEnum):
@@ -65,8 +67,15 @@ def register(subparsers: Any) -> None:
         default=ClassifierChoice.MODEL.value,
         help="embedding backend for category rules (default: the packaged model)",
     )
+    p.add_argument(
+        "--classifier-dir",
+        default=None,
+        help="where tierQuality artefacts are (ConfigMaps as NAME/KEY files or ConfigMap "
+        "YAML documents; default: the policy file's folder)",
+    )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(handler=run)
+    register_calibrate(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
         "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
     )
     view = request_view(path, headers, body)
+    classifier_dir = args.classifier_dir or str(Path(args.policy).resolve().parent)
+    quality = _quality(table, view, classifier_dir, notes)
     try:
-        decision = choose_tier(table, view, classifier)
+        decision = choose_tier(table, view, classifier, quality)
     except RoutingError as exc:
         print(orjson.dumps(error_body(exc), option=orjson.OPT_INDENT_2).decode())
         return 1
@@ -162,6 +173,20 @@ def _classifier(
         return None
 
 
+def _quality(
+    table: RoutingTable, view: RequestView, classifier_dir: str, notes: list[str]
+) -> dict[str, float] | None:
+    """The tier classifier's scores, as the router computes them (it fails closed too)."""
+    if not uses_quality(table):
+        return None
+    try:
+        model = load_for(table.spec, classifier_dir)
+    except ClassifierUnavailableError as exc:
+        notes.append(f"tier classifier unavailable, quality rules cannot match: {exc}")
+        return None
+    return model.scores(view.prompt_text)
+
+
 def _result(
     table: RoutingTable,
     decision: TierDecision,
@@ -182,6 +207,8 @@ def _result(
     }
     if decision.escalated_from:
         out["escalatedFrom"] = decision.escalated_from
+    if decision.quality:
+        out["predictedQuality"] = {t: round(p, 4) for t, p in decision.quality}
     if has_endpoints:
         out["replica"] = _replica(table, decision.tier, view)
     if notes:
@@ -211,6 +238,9 @@ def _text(result: dict[str, Any]) -> str:
         f"rule:    {result['rule']}",
         f"reason:  {result['reason']}",
     ]
+    if "predictedQuality" in result:
+        scores = ", ".join(f"{t} {p:.3f}" for t, p in result["predictedQuality"].items())
+        lines.append(f"quality: {scores} (predicted probability each tier answers well)")
     for s in result["shadow"]:
         verdict = "would decide" if s["wouldDecide"] else "would not decide"
         lines.append(f"shadow:  {s['rule']} -> {s['tier']} ({verdict}): {s['reason']}")
