@@ -149,10 +149,18 @@ def make_fixture(data: Path, out: Path, *, per_file: int, seed: int) -> None:
     csv.field_size_limit(10**8)
     for path in sorted((data / "mmlu").glob("mmlu_*.csv")):
         _sample_csv(path, out / "mmlu" / path.name, per_file, rng)
-    _sample_csv(data / "gsm8k_responses.csv", out / "gsm8k_responses.csv", per_file * 12, rng)
+    _sample_csv(data / "gsm8k_responses.csv", out / "gsm8k_responses.csv", per_file * 8, rng)
     shutil.copy(data / "gsm8k_contaminated_prompts.jsonl", out / "gsm8k_contaminated_prompts.jsonl")
-    for name in ("question.jsonl", "judgements.jsonl", "contaminated_prompts.jsonl"):
+    for name in ("question.jsonl", "contaminated_prompts.jsonl"):
         shutil.copy(data / "mt_bench" / name, out / "mt_bench" / name)
+    # judgements: first turns only, and only the fields the benchmark reads (1.4 MB -> 15 KB)
+    with (data / "mt_bench" / "judgements.jsonl").open(encoding="utf-8") as src:
+        kept = [json.loads(line) for line in src]
+    with (out / "mt_bench" / "judgements.jsonl").open("w", encoding="utf-8") as dst:
+        for j in kept:
+            if j.get("turn") == 1:
+                keep = {k: j[k] for k in ("question_id", "model", "turn", "score")}
+                dst.write(json.dumps(keep) + "\n")
     shutil.copy(data / "LICENSE", out / "LICENSE")
 
 
