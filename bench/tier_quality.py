@@ -150,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also measure the added latency through the router for this long (per router)",
+    )
+    parser.add_argument(
         "--compare-minilm",
         action="store_true",
         help="also a full MiniLM forward pass per prompt (minutes)",
@@ -165,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         name: [i for i in load(data, name) if i.prompt.strip() not in seen] for name in EVAL_SETS
     }
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        path, artifact = run_calibrate(fit, Path(tmp), args.seed)
-        model = load_model(path.read_bytes(), str(path))
+    tmp = tempfile.TemporaryDirectory()
+    path, artifact = run_calibrate(fit, Path(tmp.name), args.seed)
+    model = load_model(path.read_bytes(), str(path))
     fit_s = time.perf_counter() - t0
     threshold = float(artifact["threshold"])
     results, curves, timings = [], {}, []
@@ -182,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         curves[name] = curve
     report = _report(results, len(fit), threshold, fit_s, timings, artifact)
     print(report)
+    if args.latency > 0:
+        from tier_quality_latency import measure
+
+        mix = [i.prompt for items in sets.values() for i in items[:: max(1, len(items) // 300)]]
+        print("\n" + measure(path, threshold, mix, args.latency))
+    tmp.cleanup()
     if args.compare_minilm:
         from tier_quality_minilm import compare
 

@@ -10,7 +10,7 @@ Method (tunables in capitals)
       (30,522 x 384, read from its safetensors file, no forward pass), centred and
       projected on its top ``EMBED_DIMS`` [128] principal components. A prompt's vector is
       the mean over its tokens, plus the two cheap features of
-      :mod:`tierwise.router.tier_quality` (log prompt tokens, log digit runs). Measured
+      :mod:`tierwise.router.tier_quality` (log prompt tokens, log number words). Measured
       against a full MiniLM forward pass and a distilled (forward-pass-per-token) table in
       docs/benchmarks/tier_quality.md: no worse for routing, no PyTorch needed.
     * One L2-regularised logistic regression per cheaper tier (strength ``L2`` [1.0] on
@@ -92,7 +92,7 @@ def load_static_embedding(dims: int = EMBED_DIMS) -> StaticEmbedding:
 
 
 def featurize(prompts: Sequence[str], emb: StaticEmbedding) -> Array:
-    """Rows of [mean projected embedding..., log tokens, log digit runs]."""
+    """Rows of [mean projected embedding..., log tokens, log number words]."""
     dims = emb.table.shape[1]
     out = np.zeros((len(prompts), dims + 2))
     for i, text in enumerate(prompts):

@@ -19,9 +19,9 @@ The model (one per cheaper tier; the top tier needs none)
       per token (30,522 half-precision floats, 60 KB) and scoring needs no embedding
       table, no matrix product and no model forward pass.
     * ``L = log1p(estimated prompt tokens)`` over the whole prompt (the router's
-      :func:`~tierwise.router.features.estimate_tokens`); ``N = log1p(number of digit
-      runs)`` in the scored characters. Longer prompts and prompts full of numbers are
-      harder for small models.
+      :func:`~tierwise.router.features.estimate_tokens`); ``N = log1p(number of words
+      made only of digits)`` in the scored characters. Longer prompts and prompts full of
+      numbers are harder for small models.
 
     Measured on RouteLLM's labels (``docs/benchmarks/tier_quality.md``): this beats a
     full MiniLM forward pass per prompt for routing *and* costs microseconds instead of
@@ -54,6 +54,7 @@ import math
 import re
 import struct
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +67,12 @@ KIND = "TierQualityModel"
 API_VERSION = "tierwise.dev/v1alpha1"
 MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_MAX_CHARS = 4096
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 class Tokenize(Protocol):
-    def __call__(self, text: str) -> list[int]: ...
+    def words(self, text: str) -> list[str]: ...
+
+    def pieces(self, word: str) -> tuple[int, ...]: ...
 
 
 def model_dir() -> Path:
@@ -123,20 +125,25 @@ class WordPiece:
         return cls({w: i for i, w in enumerate(words)})
 
     def __call__(self, text: str) -> list[int]:
+        return [i for word in self.words(text) for i in self.pieces(word)]
+
+    def words(self, text: str) -> list[str]:
+        """Normalised words, before WordPiece splits them."""
         text = text.lower()
         if not text.isascii():
             decomposed = unicodedata.normalize("NFD", text)
             text = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+        found: list[str] = self._WORD.findall(text)
+        return found
+
+    def pieces(self, word: str) -> tuple[int, ...]:
         cache = self._cache
-        out: list[int] = []
-        for word in self._WORD.findall(text):
-            ids = cache.get(word)
-            if ids is None:
-                if len(cache) >= self.CACHE_WORDS:
-                    cache.clear()
-                ids = cache[word] = self._pieces(word)
-            out.extend(ids)
-        return out
+        ids = cache.get(word)
+        if ids is None:
+            if len(cache) >= self.CACHE_WORDS:
+                cache.clear()
+            ids = cache[word] = self._pieces(word)
+        return ids
 
     def _pieces(self, word: str) -> tuple[int, ...]:
         if len(word) > 100:
@@ -156,7 +163,7 @@ class WordPiece:
         return tuple(ids)
 
 
-def load_tokenizer(path: Path | None = None) -> tuple[Tokenize, str]:
+def load_tokenizer(path: Path | None = None) -> tuple[WordPiece, str]:
     """The packaged model's WordPiece as ``text -> ids`` and its vocabulary's hash."""
     path = path or vocab_file()
     return WordPiece.from_file(path), file_sha256(path)
@@ -172,11 +179,11 @@ class PromptFeatures:
 
 
 def prompt_features(text: str, tokenize: Tokenize, max_chars: int) -> PromptFeatures:
-    head = text[:max_chars]
+    words = tokenize.words(text[:max_chars])
     return PromptFeatures(
-        tokenize(head),
+        [i for w in words for i in tokenize.pieces(w)],
         math.log1p(estimate_tokens(text)),
-        math.log1p(len(_NUMBER.findall(head))),
+        math.log1p(sum(1 for w in words if w.isdigit())),
     )
 
 
@@ -189,12 +196,9 @@ class TierModel:
     numbers_weight: float
     token_scores: tuple[float, ...]
 
-    def probability(self, f: PromptFeatures) -> float:
-        scores = self.token_scores
-        n = len(scores)
-        ids = f.ids
-        mean = sum(scores[i] for i in ids if i < n) / len(ids) if ids else 0.0
-        z = self.bias + mean + self.length_weight * f.length + self.numbers_weight * f.numbers
+    def probability(self, token_sum: float, tokens: int, length: float, numbers: float) -> float:
+        mean = token_sum / tokens if tokens else 0.0
+        z = self.bias + mean + self.length_weight * length + self.numbers_weight * numbers
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
 
@@ -217,7 +221,13 @@ class TierQualityArtifact:
 
 
 class TierQualityModel:
-    """Scores prompts: predicted probability that each cheaper tier answers well."""
+    """Scores prompts: predicted probability that each cheaper tier answers well.
+
+    Per distinct word of a prompt the model keeps (tokens, is a number, per-tier sum of
+    its pieces' scores) in a bounded cache [``WordPiece.CACHE_WORDS``], so scoring is a
+    C-speed word count plus one lookup per distinct word (the same arithmetic as
+    :func:`prompt_features`, summed by word).
+    """
 
     def __init__(self, artifact: TierQualityArtifact, tokenize: Tokenize, sha256: str) -> None:
         self.artifact = artifact
@@ -225,10 +235,35 @@ class TierQualityModel:
         """SHA-256 of the artefact file (names the classifier in metrics)."""
         self._tokenize = tokenize
         self._models = [(t, artifact.models[t]) for t in artifact.scored_tiers]
+        self._words: dict[str, tuple[int, int, tuple[float, ...]]] = {}
 
     def scores(self, text: str) -> dict[str, float]:
-        features = prompt_features(text, self._tokenize, self.artifact.max_chars)
-        return {tier: model.probability(features) for tier, model in self._models}
+        counts = Counter(self._tokenize.words(text[: self.artifact.max_chars]))
+        sums = [0.0] * len(self._models)
+        tokens = numbers = 0
+        words = self._words
+        for word, count in counts.items():
+            entry = words.get(word)
+            if entry is None:
+                entry = self._entry(word)
+            tokens += count * entry[0]
+            numbers += count * entry[1]
+            for k, value in enumerate(entry[2]):
+                sums[k] += count * value
+        length = math.log1p(estimate_tokens(text))
+        digits = math.log1p(numbers)
+        return {
+            tier: model.probability(sums[k], tokens, length, digits)
+            for k, (tier, model) in enumerate(self._models)
+        }
+
+    def _entry(self, word: str) -> tuple[int, int, tuple[float, ...]]:
+        ids = self._tokenize.pieces(word)
+        sums = tuple(sum(map(m.token_scores.__getitem__, ids)) for _, m in self._models)
+        if len(self._words) >= WordPiece.CACHE_WORDS:
+            self._words.clear()
+        entry = self._words[word] = (len(ids), int(word.isdigit()), sums)
+        return entry
 
 
 def encode_scores(values: Sequence[float]) -> str:
