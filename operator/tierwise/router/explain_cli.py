@@ -65,7 +65,8 @@ def register(subparsers: Any) -> None:
         "--classifier",
         choices=[c.value for c in ClassifierChoice],
         default=ClassifierChoice.MODEL.value,
-        help="embedding backend for category rules (default: the packaged model)",
+        help="model: the packaged model for category rules and the tierQuality artefact "
+        "(default); hashing: a lexical stand-in for category rules; off: no classifier",
     )
     p.add_argument(
         "--classifier-dir",
@@ -95,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
     )
     view = request_view(path, headers, body)
     classifier_dir = args.classifier_dir or str(Path(args.policy).resolve().parent)
-    quality = _quality(table, view, classifier_dir, notes)
+    quality = None
+    if ClassifierChoice(args.classifier) is ClassifierChoice.OFF:
+        if uses_quality(table):
+            notes.append("tier classifier off (--classifier off): quality rules cannot match")
+    else:
+        quality = _quality(table, view, classifier_dir, notes)
     try:
         decision = choose_tier(table, view, classifier, quality)
     except RoutingError as exc:
