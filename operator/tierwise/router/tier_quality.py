@@ -54,7 +54,6 @@ import math
 import re
 import struct
 import unicodedata
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +70,10 @@ DEFAULT_MAX_CHARS = 4096
 
 class Tokenize(Protocol):
     def words(self, text: str) -> list[str]: ...
+
+    def normalize(self, text: str) -> str: ...
+
+    def split(self, normalized: str) -> list[str]: ...
 
     def pieces(self, word: str) -> tuple[int, ...]: ...
 
@@ -129,11 +132,21 @@ class WordPiece:
 
     def words(self, text: str) -> list[str]:
         """Normalised words, before WordPiece splits them."""
+        return self.split(self.normalize(text))
+
+    @staticmethod
+    def normalize(text: str) -> str:
+        """Lower case; accents stripped from non-ASCII text."""
         text = text.lower()
         if not text.isascii():
             decomposed = unicodedata.normalize("NFD", text)
             text = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-        found: list[str] = self._WORD.findall(text)
+        return text
+
+    def split(self, normalized: str) -> list[str]:
+        """Words of normalised text; no word spans whitespace, so splitting each
+        whitespace-separated chunk gives the same words as splitting the whole text."""
+        found: list[str] = self._WORD.findall(normalized)
         return found
 
     def pieces(self, word: str) -> tuple[int, ...]:
@@ -223,10 +236,11 @@ class TierQualityArtifact:
 class TierQualityModel:
     """Scores prompts: predicted probability that each cheaper tier answers well.
 
-    Per distinct word of a prompt the model keeps (tokens, is a number, per-tier sum of
-    its pieces' scores) in a bounded cache [``WordPiece.CACHE_WORDS``], so scoring is a
-    C-speed word count plus one lookup per distinct word (the same arithmetic as
-    :func:`prompt_features`, summed by word).
+    Per whitespace-separated chunk of a prompt (``"(b)"``, ``"cells,"``) the model keeps
+    (tokens, number words, per-tier sum of its pieces' scores) in a bounded cache
+    [``WordPiece.CACHE_WORDS``], so scoring is ``str.split`` plus one dictionary lookup
+    per chunk: the same sums as :func:`prompt_features`, grouped by chunk (a regular
+    expression over the whole prompt cost more than everything else together).
     """
 
     def __init__(self, artifact: TierQualityArtifact, tokenize: Tokenize, sha256: str) -> None:
@@ -235,21 +249,21 @@ class TierQualityModel:
         """SHA-256 of the artefact file (names the classifier in metrics)."""
         self._tokenize = tokenize
         self._models = [(t, artifact.models[t]) for t in artifact.scored_tiers]
-        self._words: dict[str, tuple[int, int, tuple[float, ...]]] = {}
+        self._chunks: dict[str, tuple[int, int, tuple[float, ...]]] = {}
 
     def scores(self, text: str) -> dict[str, float]:
-        counts = Counter(self._tokenize.words(text[: self.artifact.max_chars]))
+        chunks = self._tokenize.normalize(text[: self.artifact.max_chars]).split()
         sums = [0.0] * len(self._models)
         tokens = numbers = 0
-        words = self._words
-        for word, count in counts.items():
-            entry = words.get(word)
+        cache = self._chunks
+        for chunk in chunks:
+            entry = cache.get(chunk)
             if entry is None:
-                entry = self._entry(word)
-            tokens += count * entry[0]
-            numbers += count * entry[1]
+                entry = self._entry(chunk)
+            tokens += entry[0]
+            numbers += entry[1]
             for k, value in enumerate(entry[2]):
-                sums[k] += count * value
+                sums[k] += value
         length = math.log1p(estimate_tokens(text))
         digits = math.log1p(numbers)
         return {
@@ -257,12 +271,14 @@ class TierQualityModel:
             for k, (tier, model) in enumerate(self._models)
         }
 
-    def _entry(self, word: str) -> tuple[int, int, tuple[float, ...]]:
-        ids = self._tokenize.pieces(word)
+    def _entry(self, chunk: str) -> tuple[int, int, tuple[float, ...]]:
+        words = self._tokenize.split(chunk)
+        ids = [i for w in words for i in self._tokenize.pieces(w)]
         sums = tuple(sum(map(m.token_scores.__getitem__, ids)) for _, m in self._models)
-        if len(self._words) >= WordPiece.CACHE_WORDS:
-            self._words.clear()
-        entry = self._words[word] = (len(ids), int(word.isdigit()), sums)
+        if len(self._chunks) >= WordPiece.CACHE_WORDS:
+            self._chunks.clear()
+        digits = sum(1 for w in words if w.isdigit())
+        entry = self._chunks[chunk] = (len(ids), digits, sums)
         return entry
 
 

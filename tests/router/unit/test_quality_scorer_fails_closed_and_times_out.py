@@ -104,3 +104,23 @@ def test_a_missing_artifact_fails_closed_and_says_why(
     registry.register(metrics)
     text = generate_latest(registry).decode()
     assert 'classifier="tierQuality",name="tier-quality",state="failed"' in text
+
+
+class EchoModel:
+    def scores(self, text: str) -> dict[str, float]:
+        if text == "boom":
+            raise ValueError("bad prompt")
+        return {"small": len(text) / 100}
+
+
+async def test_requests_arriving_together_each_get_their_own_scores(
+    executor: ThreadPoolExecutor,
+) -> None:
+    import asyncio
+
+    s, metrics = scorer(EchoModel(), executor, timeout_s=5.0)
+    texts = ["a" * n for n in range(1, 21)] + ["boom"]
+    results = await asyncio.gather(*(s.scores(t) for t in texts))
+    assert results[:-1] == [{"small": n / 100} for n in range(1, 21)]
+    assert results[-1] is None
+    assert metrics.misses == {"error": 1}
