@@ -15,13 +15,11 @@ included) is reported beside it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from typing import Any
 import uvloop
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from router_overhead import _Client, _free_port, _wait_ready
+from router_overhead import _free_port, _wait_ready, drive
 
 from tierwise.sim.process import stop_process_group
 
@@ -55,27 +53,9 @@ def _bodies(prompts: list[str]) -> list[bytes]:
 
 
 async def _load(port: int, requests: list[bytes], seconds: float) -> list[float]:
-    loop = asyncio.get_running_loop()
-    warm, stop = loop.time() + 1.0, loop.time() + 1.0 + seconds
-    latencies: list[float] = []
-
-    async def worker(k: int) -> None:
-        _t, c = await loop.create_connection(_Client, "127.0.0.1", port)
-        i = k
-        while loop.time() < stop:
-            c.done = loop.create_future()
-            t0 = time.perf_counter()
-            assert c.transport is not None
-            c.transport.write(requests[i % len(requests)])
-            status = await c.done
-            if status != 200:
-                raise RuntimeError(f"router answered {status}")
-            if loop.time() >= warm:
-                latencies.append(time.perf_counter() - t0)
-            i += CONCURRENCY
-        c.transport.close()
-
-    await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
+    latencies, counts = await drive(port, requests, CONCURRENCY, seconds, warmup=1.0)
+    if counts["errors"]:
+        raise RuntimeError(f"{counts['errors']} requests failed")
     return sorted(latencies)
 
 

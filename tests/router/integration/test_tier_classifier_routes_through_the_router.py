@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from router_harness import Sims, StartRouter, policy, tier
 
-from tierwise.router.tier_quality import load_model
+from tierwise.router.tier_quality import TierQualityModel, load_model
 
 TIERS = [tier("small", "small-md", 0.1, 0.2), tier("frontier", "large-md", 10, 30)]
 
@@ -26,6 +26,11 @@ def quality_policy(calibrated: Any, *, shadow: bool) -> dict[str, Any]:
     return policy(TIERS, rules=rules, defaultTier="frontier", classifier={"tierQuality": tq})
 
 
+def calibrated_model(calibrated: Any) -> TierQualityModel:
+    path = calibrated.out / "tier-quality.json"
+    return load_model(path.read_bytes(), str(path))
+
+
 def ask(router: Any, prompt: str) -> httpx.Response:
     body = {"model": "auto", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8}
     response = httpx.post(router.base_url + "/chat/completions", json=body, timeout=30)
@@ -37,8 +42,7 @@ def test_calibrated_rule_routes_unseen_prompts(
     calibrated: Any, sims: Sims, start_router: StartRouter
 ) -> None:
     router = start_router(quality_policy(calibrated, shadow=False), sims.endpoints())
-    path = calibrated.out / "tier-quality.json"
-    model = load_model(path.read_bytes(), str(path))
+    model = calibrated_model(calibrated)
     prompts = [i.prompt for i in calibrated.held_out[:40]]
     for prompt in prompts:
         p = model.scores(prompt)["small"]
@@ -55,8 +59,7 @@ def test_shadow_rule_counts_what_it_would_have_saved(
     calibrated: Any, sims: Sims, start_router: StartRouter
 ) -> None:
     router = start_router(quality_policy(calibrated, shadow=True), sims.endpoints())
-    path = calibrated.out / "tier-quality.json"
-    model = load_model(path.read_bytes(), str(path))
+    model = calibrated_model(calibrated)
     prompts = [i.prompt for i in calibrated.held_out[:30]]
     would = sum(model.scores(p)["small"] >= calibrated.threshold for p in prompts)
     for prompt in prompts:

@@ -23,6 +23,18 @@ from tierwise.router.tier_quality import (
 VOCAB = ["[PAD]", "[UNK]", "easy", "hard", "question", "?"]
 
 
+def small(token_scores: Any, numbers_weight: float = 0.0) -> dict[str, Any]:
+    scores = token_scores if isinstance(token_scores, str) else encode_scores(token_scores)
+    return {
+        "small": {
+            "bias": 0.0,
+            "lengthWeight": 0.0,
+            "numbersWeight": numbers_weight,
+            "tokenScores": scores,
+        }
+    }
+
+
 def artifact(**changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "apiVersion": API_VERSION,
@@ -31,14 +43,7 @@ def artifact(**changes: Any) -> dict[str, Any]:
         "threshold": 0.5,
         "embedding": {"model": "all-MiniLM-L6-v2", "tokenizerSha256": "x", "vocabSize": 6},
         "features": {"maxChars": 4096},
-        "models": {
-            "small": {
-                "bias": 0.0,
-                "lengthWeight": 0.0,
-                "numbersWeight": -0.5,
-                "tokenScores": encode_scores([0, 0, 2.0, -2.0, 0, 0]),
-            }
-        },
+        "models": small([0, 0, 2.0, -2.0, 0, 0], numbers_weight=-0.5),
     }
     doc.update(changes)
     return doc
@@ -76,32 +81,8 @@ def test_digits_lower_the_score_through_the_numbers_weight() -> None:
             artifact(embedding={"model": "other-model", "tokenizerSha256": "x", "vocabSize": 6}),
             "is not packaged",
         ),
-        (
-            artifact(
-                models={
-                    "small": {
-                        "bias": 0.0,
-                        "lengthWeight": 0.0,
-                        "numbersWeight": 0.0,
-                        "tokenScores": encode_scores([0.0] * 5),
-                    }
-                }
-            ),
-            "has 5 entries, embedding.vocabSize is 6",
-        ),
-        (
-            artifact(
-                models={
-                    "small": {
-                        "bias": 0.0,
-                        "lengthWeight": 0.0,
-                        "numbersWeight": 0.0,
-                        "tokenScores": "***",
-                    }
-                }
-            ),
-            "not base64",
-        ),
+        (artifact(models=small([0.0] * 5)), "has 5 entries, embedding.vocabSize is 6"),
+        (artifact(models=small("***")), "not base64"),
     ],
 )
 def test_a_bad_artifact_is_refused_naming_the_field(doc: Any, message: str) -> None:
