@@ -86,7 +86,10 @@ def test_table_file_and_category_rule(
     assert response.status_code == 200
     assert response.headers["x-tierwise-tier"] == tier_name
     assert response.headers["x-tierwise-rule"] == rule
-    assert httpx.get(router.url + "/readyz").json() == {"ready": True, "tableVersion": "v1"}
+    # --classifier hashing: the stand-in is named, never silent
+    hashing = {"classifier": "categories", "name": "hashing", "state": "ready"}
+    ready = {"ready": True, "tableVersion": "v1", "classifiers": [hashing]}
+    assert httpx.get(router.url + "/readyz").json() == ready
 
 
 def test_rewritten_table_file_is_reloaded(
