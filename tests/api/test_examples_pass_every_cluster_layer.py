@@ -52,6 +52,8 @@ CLUSTER_LAYER: dict[str, tuple[str, str] | None] = {
     "23-stale-after-below-interval": ("cel", "staleAfter must be at least"),
     "24-env-value-and-secret": ("cel", "value and secretKeyRef are both set"),
     "25-rule-without-condition": ("cel", "a rule needs at least one condition"),
+    "30-quality-rule-without-tier-classifier": ("cel", "needs spec.classifier.tierQuality"),
+    "31-tier-quality-two-sources": ("cel", "exactly one of configMap or path"),
 }
 NOT_A_RESOURCE = {"21-malformed-yaml", "22-unknown-kind"}
 
