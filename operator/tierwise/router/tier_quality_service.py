@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -50,6 +50,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CLASSIFIER_DIR = "/etc/tierwise/classifiers"
 DEFAULT_MAX_PENDING = 64
+
+
+class ScoreMetrics(Protocol):
+    """Where the scorer counts (:class:`~tierwise.router.classifier_metrics
+    .ClassifierMetrics`)."""
+
+    def observe_scores(self, scores: Mapping[str, float], seconds: float) -> None: ...
+
+    def count_miss(self, reason: str) -> None: ...
 
 
 class ClassifierState(StrEnum):
@@ -171,7 +180,7 @@ class QualityScorer:
         *,
         executor: ThreadPoolExecutor,
         timeout_s: float,
-        metrics: Any,
+        metrics: ScoreMetrics,
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.model = model
@@ -193,7 +202,7 @@ class QualityScorer:
         *,
         classifier_dir: str | None,
         executor: ThreadPoolExecutor,
-        metrics: Any,
+        metrics: ScoreMetrics,
     ) -> QualityScorer:
         """Load the policy's artefact; on failure a scorer that fails closed (logged)."""
         assert spec.classifier is not None
