@@ -237,11 +237,14 @@ class TierQualityModel:
     """Scores prompts: predicted probability that each cheaper tier answers well.
 
     Per whitespace-separated chunk of a prompt (``"(b)"``, ``"cells,"``) the model keeps
-    (tokens, number words, per-tier sum of its pieces' scores) in a bounded cache
-    [``WordPiece.CACHE_WORDS``], so scoring is ``str.split`` plus one dictionary lookup
-    per chunk: the same sums as :func:`prompt_features`, grouped by chunk (a regular
-    expression over the whole prompt cost more than everything else together).
+    (tokens, number words, per-tier sum of its pieces' scores) in a cache cleared when it
+    holds ``CACHE_CHUNKS`` [65,536] chunks (bounded memory on any traffic), so scoring is
+    ``str.split`` plus one dictionary lookup per chunk: the same sums as
+    :func:`prompt_features`, grouped by chunk (a regular expression over the whole prompt
+    cost more than everything else together).
     """
+
+    CACHE_CHUNKS = 65_536
 
     def __init__(self, artifact: TierQualityArtifact, tokenize: Tokenize, sha256: str) -> None:
         self.artifact = artifact
@@ -275,7 +278,7 @@ class TierQualityModel:
         words = self._tokenize.split(chunk)
         ids = [i for w in words for i in self._tokenize.pieces(w)]
         sums = tuple(sum(map(m.token_scores.__getitem__, ids)) for _, m in self._models)
-        if len(self._chunks) >= WordPiece.CACHE_WORDS:
+        if len(self._chunks) >= self.CACHE_CHUNKS:
             self._chunks.clear()
         digits = sum(1 for w in words if w.isdigit())
         entry = self._chunks[chunk] = (len(ids), digits, sums)

@@ -63,6 +63,23 @@ def test_scores_are_deterministic_probabilities_ordered_by_token_scores() -> Non
     assert list(first.scores("")) == ["small"]
 
 
+def test_memory_stays_bounded_on_endless_distinct_prompts() -> None:
+    class Small(TierQualityModel):
+        CACHE_CHUNKS = 16
+
+    class SmallPieces(WordPiece):
+        CACHE_WORDS = 16
+
+    parsed = parse_artifact(json.dumps(artifact()).encode(), "a.json")
+    m = Small(parsed, SmallPieces({w: i for i, w in enumerate(VOCAB)}), "sha")
+    reference = model()
+    for i in range(500):
+        text = f"easy question{i} hard{i * 7} 12{i}"
+        assert m.scores(text) == reference.scores(text)  # the cache never changes a score
+        assert len(m._chunks) <= Small.CACHE_CHUNKS
+        assert len(m._tokenize._cache) <= SmallPieces.CACHE_WORDS  # type: ignore[attr-defined]
+
+
 def test_digits_lower_the_score_through_the_numbers_weight() -> None:
     m = model()
     assert m.scores("question 12 and 40")["small"] < m.scores("question")["small"]
