@@ -40,7 +40,6 @@ from tierwise.router.server import ClassifierBackend, Settings, TableSource, cre
 from tierwise.router.table import RoutingTable, build_table, load_endpoints, load_table
 
 log = logging.getLogger("tierwise.router")
-SWITCH_INTERVAL_S = 0.0005
 
 
 class ConfigError(ValueError):
@@ -221,10 +220,6 @@ async def serve(table: RoutingTable, settings: Settings, source: TableSource | N
             # collector's way, and collect young objects less often (fewer p99 pauses)
             gc.freeze()
             gc.set_threshold(10_000, 20, 20)
-            # a busy event loop hands the GIL to the classifier's worker thread only when
-            # forced: after the switch interval (5 ms by default, measured as ~3 ms mean
-            # waits for tier classifier scores); 0.5 ms bounds that wait
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
             print(
                 f"tierwise router: table {table.version} on http://{settings.host}:{port}",
                 flush=True,
