@@ -5,6 +5,7 @@ cap the target cannot meet is refused with the shortfall."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,7 @@ def policy_with(fragment: dict[str, object]) -> RoutingPolicy:
     return RoutingPolicy.model_validate({"metadata": {"name": "rp"}, "spec": spec})
 
 
-def test_same_data_and_seed_give_byte_identical_files(
-    calibrated: Any, tmp_path: Path
-) -> None:
+def test_same_data_and_seed_give_byte_identical_files(calibrated: Any, tmp_path: Path) -> None:
     assert run_calibrate(calibrated.labels, tmp_path, "--seed", "3") == 0
     for name in (*OUTPUTS, "curve.csv"):
         assert (tmp_path / name).read_bytes() == (calibrated.out / name).read_bytes(), name
@@ -135,3 +134,31 @@ def test_explain_shows_the_predicted_quality(
     result = json.loads(capsys.readouterr().out)
     assert set(result["predictedQuality"]) == {"small"}
     assert result["rule"] in ("calibrated-small", "default")
+
+
+def test_three_tiers_calibrate_to_cheapest_first_shadow_rules(
+    calibrated: Any, tmp_path: Path
+) -> None:
+    with calibrated.labels.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = tmp_path / "three.csv"
+    with labels.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "small", "mid", "frontier", "group"])
+        for i, r in enumerate(rows):
+            # mid: everything small answers, plus every other prompt only frontier answers
+            mid = r["small"] == "true" or (r["frontier"] == "true" and i % 2 == 0)
+            writer.writerow([r["prompt"], r["small"], str(mid).lower(), r["frontier"], r["group"]])
+    out = tmp_path / "out"
+    assert run_calibrate(labels, out, "--shadow") == 0
+    fragment = yaml.safe_load((out / "routingpolicy-fragment.yaml").read_text())["spec"]
+    assert [(r["name"], r["tier"], r["shadow"]) for r in fragment["rules"]] == [
+        ("calibrated-small", "small", True),
+        ("calibrated-mid", "mid", True),
+    ]
+    assert fragment["defaultTier"] == "frontier"
+    artifact = json.loads((out / "tier-quality.json").read_text())
+    assert set(artifact["models"]) == {"small", "mid"}
+    shares = artifact["calibration"]["heldOut"]["shares"]
+    assert set(shares) == {"small", "mid", "frontier"}
+    assert abs(sum(shares.values()) - 1.0) < 1e-5
