@@ -11,7 +11,7 @@ one (GPT-4-1106-preview) on MMLU (57 domain files) and GSM8K, and GPT-4 judge sc
 MT-Bench. Apache License 2.0.
 
 Split (the benchmark's fixed protocol): the MMLU files whose names sort into the first half
-(``floor(57 / 2) = 28`` files, abstract_algebra .. high_school_government_and_politics) are
+(``floor(57 / 2) = 28`` files, abstract_algebra .. high_school_physics) are
 for fitting; the other 29, GSM8K minus the contaminated prompts and the 80 MT-Bench first
 turns (judge score >= 8 counts as answered well) are for evaluation.
 
