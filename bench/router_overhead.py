@@ -226,16 +226,13 @@ def _bodies(stream: bool, n: int = 256) -> list[bytes]:
     return out
 
 
-async def _load(
-    port: int, path: str, stream: bool, concurrency: int, seconds: float
-) -> dict[str, float]:
+async def drive(
+    port: int, reqs: list[bytes], concurrency: int, seconds: float, warmup: float = 0.5
+) -> tuple[list[float], dict[str, int]]:
+    """Keep ``concurrency`` keep-alive connections busy with ``reqs`` (raw HTTP/1.1) for
+    ``seconds`` after ``warmup``; the latencies measured after warm-up, and counts."""
     loop = asyncio.get_running_loop()
-    reqs = [
-        b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%b" % (path.encode(), len(b), b)
-        for b in _bodies(stream)
-    ]
-    warm, stop = loop.time() + 0.5, loop.time() + 0.5 + seconds
+    warm, stop = loop.time() + warmup, loop.time() + warmup + seconds
     lat: list[float] = []
     counts = {"total": 0, "errors": 0}
 
@@ -257,6 +254,18 @@ async def _load(
         c.transport.close()
 
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return lat, counts
+
+
+async def _load(
+    port: int, path: str, stream: bool, concurrency: int, seconds: float
+) -> dict[str, float]:
+    reqs = [
+        b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%b" % (path.encode(), len(b), b)
+        for b in _bodies(stream)
+    ]
+    lat, counts = await drive(port, reqs, concurrency, seconds)
     lat.sort()
     pick = lambda q: lat[min(int(q * len(lat)), len(lat) - 1)] * 1000  # noqa: E731
     return {

@@ -6,8 +6,9 @@ an example three-tier policy and prices every request with ``tierwise.router.cos
 beside the baselines "everything on the top tier" and "everything on the cheapest tier".
 
 Traffic (deterministic for a seed) from RouteLLM's labelled data in
-``/work/shared/data/routellm`` (see its README): MMLU questions, GSM8K word problems
-(contaminated prompts excluded), MT-Bench first turns (contaminated excluded).
+``../shared/data/routellm`` (read by ``bench/routellm_data.py``; see its README): MMLU
+questions, GSM8K word problems (contaminated prompts excluded), MT-Bench first turns
+(contaminated excluded).
 
 Quality proxy: the share of prompts answered correctly given the tier chosen. The data
 labels two models: a weak one (Mixtral-8x7B-Instruct) and a strong one (GPT-4-1106). A
@@ -38,15 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routellm_data import WEAK, data_dir, load
+
 from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.router.classifier import Classifier, HashingEmbedder, make_classifier
 from tierwise.router.cost import request_cost
 from tierwise.router.features import estimate_tokens, request_view
 from tierwise.router.table import RoutingTable, build_table
 from tierwise.router.tiers import choose_tier
-
-DATA = Path("/work/shared/data/routellm")
-WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 
 POLICY: dict[str, Any] = {
     "metadata": {"name": "bench-three-tier"},
@@ -134,55 +134,34 @@ class Item:
     output_tokens: int
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() == "true"
-
-
 def load_traffic(mmlu: int, gsm8k: int, seed: int) -> list[Item]:
     rng = random.Random(seed)
+    data = data_dir()
     items: list[Item] = []
-    rows = []
-    for path in sorted((DATA / "mmlu").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as f:
-            rows.extend(csv.DictReader(f))
-    for row in rng.sample(rows, min(mmlu, len(rows))):
-        items.append(Item("mmlu", row["prompt"], _truthy(row[WEAK]), _truthy(row[STRONG]), 8))
-    contaminated = {
-        json.loads(line)["eval_prompt"].strip()
-        for line in (DATA / "gsm8k_contaminated_prompts.jsonl").open()
-    }
+    every_mmlu = load(data, "mmlu-fit") + load(data, "mmlu-eval")
+    for row in rng.sample(every_mmlu, min(mmlu, len(every_mmlu))):
+        items.append(Item("mmlu", row.prompt, row.weak_ok, row.strong_ok, 8))
     csv.field_size_limit(10**8)
-    with (DATA / "gsm8k_responses.csv").open(encoding="utf-8", newline="") as f:
-        gsm = [r for r in csv.DictReader(f) if r["prompt"].strip() not in contaminated]
+    with (data / "gsm8k_responses.csv").open(encoding="utf-8", newline="") as f:
+        weak_answer = {r["prompt"]: r[f"{WEAK}_response"] for r in csv.DictReader(f)}
+    gsm = load(data, "gsm8k")
     for row in rng.sample(gsm, min(gsm8k, len(gsm))):
-        out = estimate_tokens(row[f"{WEAK}_response"])
-        items.append(Item("gsm8k", row["prompt"], _truthy(row[WEAK]), _truthy(row[STRONG]), out))
-    items.extend(_mt_bench())
+        out = estimate_tokens(weak_answer[row.prompt])
+        items.append(Item("gsm8k", row.prompt, row.weak_ok, row.strong_ok, out))
+    items.extend(_mt_bench(data))
     rng.shuffle(items)
     return items
 
 
-def _mt_bench() -> list[Item]:
-    bad = {
-        json.loads(line)["eval_prompt"].strip()
-        for line in (DATA / "mt_bench" / "contaminated_prompts.jsonl").open()
-    }
-    scores: dict[tuple[int, str], float] = {}
-    for line in (DATA / "mt_bench" / "judgements.jsonl").open():
-        j = json.loads(line)
-        if j.get("turn") == 1:
-            scores[(j["question_id"], j["model"])] = float(j["score"])
-    out = []
-    for line in (DATA / "mt_bench" / "question.jsonl").open():
-        q = json.loads(line)
-        prompt = q["turns"][0]
-        if prompt.strip() in bad:
-            continue
-        weak, strong = scores.get((q["question_id"], WEAK)), scores.get((q["question_id"], STRONG))
-        if weak is None or strong is None:
-            continue
-        out.append(Item("mt-bench", prompt, weak >= 8, strong >= 8, 400))
-    return out
+def _mt_bench(data: Path) -> list[Item]:
+    """MT-Bench first turns minus RouteLLM's contaminated prompts (judge score >= 8 = good)."""
+    with (data / "mt_bench" / "contaminated_prompts.jsonl").open(encoding="utf-8") as f:
+        bad = {json.loads(line)["eval_prompt"].strip() for line in f if line.strip()}
+    return [
+        Item("mt-bench", q.prompt, q.weak_ok, q.strong_ok, 400)
+        for q in load(data, "mt-bench")
+        if q.prompt.strip() not in bad
+    ]
 
 
 @dataclass

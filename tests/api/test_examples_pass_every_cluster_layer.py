@@ -54,6 +54,8 @@ CLUSTER_LAYER: dict[str, tuple[str, str] | None] = {
     "25-rule-without-condition": ("cel", "a rule needs at least one condition"),
     "26-duplicate-backend-in-tier": None,  # the validating webhook refuses it
     "27-managed-engine-arg": None,  # the validating webhook refuses it (engine flag table)
+    "30-quality-rule-without-tier-classifier": ("cel", "needs spec.classifier.tierQuality"),
+    "31-tier-quality-two-sources": ("cel", "exactly one of configMap or path"),
 }
 NOT_A_RESOURCE = {"21-malformed-yaml", "22-unknown-kind"}
 

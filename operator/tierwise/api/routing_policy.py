@@ -14,6 +14,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+# The classifiers, the router's workload spec and the status live in their own modules;
+# re-exported so callers import one module per kind.
+from tierwise.api.classifier_spec import ClassifierCategory as ClassifierCategory
+from tierwise.api.classifier_spec import ClassifierSpec as ClassifierSpec
+from tierwise.api.classifier_spec import ConfigMapKeySelector as ConfigMapKeySelector
+from tierwise.api.classifier_spec import TierQualitySpec as TierQualitySpec
 from tierwise.api.common import (
     LIST_MAP,
     DNSLabel,
@@ -27,9 +33,6 @@ from tierwise.api.common import (
     cel,
     validations,
 )
-
-# The router's workload spec and the status live in their own modules; re-exported so callers
-# import one module per kind.
 from tierwise.api.router_spec import ClientAuth as ClientAuth
 from tierwise.api.router_spec import RouterMode as RouterMode
 from tierwise.api.router_spec import RouterResources as RouterResources
@@ -183,6 +186,9 @@ class RuleMatch(SpecModel):
     """Regular expression (RE2 subset) that must match somewhere in the prompt."""
     category: DNSLabel | None = None
     """A category from spec.classifier the prompt must be classified as."""
+    min_predicted_quality: Annotated[float, Field(ge=0, le=1)] | None = None
+    """Least probability, predicted by spec.classifier.tierQuality, that this rule's tier
+    answers the prompt well (the threshold `tierwise route calibrate` chose)."""
 
     model_config = validations(
         cel(
@@ -190,7 +196,7 @@ class RuleMatch(SpecModel):
             "(has(self.headers) && size(self.headers) > 0) || "
             "has(self.minPromptTokens) || has(self.maxPromptTokens) || "
             "(has(self.keywords) && size(self.keywords) > 0) || "
-            "has(self.regex) || has(self.category)",
+            "has(self.regex) || has(self.category) || has(self.minPredictedQuality)",
             "a rule needs at least one condition; for a catch-all use spec.defaultTier",
         ),
         cel(
@@ -214,6 +220,7 @@ class RuleMatch(SpecModel):
             or self.keywords
             or self.regex
             or self.category
+            or self.min_predicted_quality is not None
             or self.min_prompt_tokens is not None
             or self.max_prompt_tokens is not None
         ):
@@ -244,32 +251,6 @@ class Rule(SpecModel):
     """Conditions; all that are set must hold."""
     shadow: bool = False
     """Evaluate and count (tier it would pick, cost it would cause) without enforcing it."""
-
-
-class ClassifierCategory(SpecModel):
-    """A category the classifier recognises, described by example prompts."""
-
-    name: DNSLabel
-    """Category name, used by rules' match.category."""
-    examples: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=8192)]],
-        Field(min_length=1, max_length=256),
-    ]
-    """Example prompts of this category."""
-
-
-class ClassifierSpec(SpecModel):
-    """Classify prompts by embedding similarity to example prompts, with a small embedding
-    model run locally by the router (never fetched at run time)."""
-
-    model: Annotated[str, Field(min_length=1, max_length=253)] = "all-MiniLM-L6-v2"
-    """Embedding model; must be available offline in the router image."""
-    categories: Annotated[
-        list[ClassifierCategory], Field(min_length=1, max_length=32, json_schema_extra=LIST_MAP)
-    ]
-    """Categories and their examples."""
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    """Least cosine similarity for a prompt to count as a category."""
 
 
 class FallbackSpec(SpecModel):
@@ -356,6 +337,13 @@ class RoutingPolicySpec(SpecModel):
             "category there or fix the name",
             ".rules",
         ),
+        cel(
+            "!has(self.rules) || self.rules.all(r, !has(r.match.minPredictedQuality) || "
+            "(has(self.classifier) && has(self.classifier.tierQuality)))",
+            "a rule's match.minPredictedQuality needs spec.classifier.tierQuality; add the "
+            "calibrated classifier or drop the condition",
+            ".rules",
+        ),
     )
 
     @model_validator(mode="after")
@@ -370,6 +358,7 @@ class RoutingPolicySpec(SpecModel):
                     f"tier {rule.tier!r} is not defined; use one of {', '.join(tier_names)}",
                 )
             self._check_category(i, rule)
+            self._check_quality(i, rule)
         if self.default_tier is not None and self.default_tier not in tier_names:
             raise FieldError(
                 "defaultTier",
@@ -394,6 +383,16 @@ class RoutingPolicySpec(SpecModel):
         if category not in names:
             raise FieldError(
                 path, f"category {category!r} is not in spec.classifier; use one of {names}"
+            )
+
+    def _check_quality(self, index: int, rule: Rule) -> None:
+        if rule.match.min_predicted_quality is None:
+            return
+        if self.classifier is None or self.classifier.tier_quality is None:
+            raise FieldError(
+                f"rules[{index}].match.minPredictedQuality",
+                "minPredictedQuality needs spec.classifier.tierQuality (the artefact of "
+                "`tierwise route calibrate`); add it or drop the condition",
             )
 
     @property

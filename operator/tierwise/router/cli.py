@@ -155,6 +155,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=ClassifierBackend.AUTO.value,
     )
     parser.add_argument(
+        "--classifier-dir",
+        default=None,
+        help="where tier classifier artefacts are: ConfigMaps mounted as NAME/KEY files, or "
+        "ConfigMap YAML files (default: the --policy file's folder, else "
+        "/etc/tierwise/classifiers)",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(handler=run)
@@ -249,6 +256,8 @@ def settings_from(args: argparse.Namespace, namespace: str | None = None) -> Set
         classifier=ClassifierBackend(args.classifier),
         secrets_dir=args.secrets_dir,
         namespace=namespace or args.namespace or "default",
+        classifier_dir=args.classifier_dir
+        or (str(args.policy.resolve().parent) if args.policy is not None else None),
     )
 
 

@@ -27,6 +27,7 @@ from tierwise.api.documents import load_documents
 from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.manifests.router_config import router_config
 from tierwise.router.balance import ReplicaLoad, make_balancer
+from tierwise.router.calibrate_cli import register as register_calibrate
 from tierwise.router.classifier import (
     Classifier,
     ClassifierUnavailableError,
@@ -34,10 +35,11 @@ from tierwise.router.classifier import (
     make_classifier,
 )
 from tierwise.router.discovery.files import load_endpoints
-from tierwise.router.features import request_view
+from tierwise.router.features import RequestView, request_view
 from tierwise.router.table import RoutingTable, table_from_config
 from tierwise.router.table_document import TableError
-from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
+from tierwise.router.tier_quality_service import load_for
+from tierwise.router.tiers import RoutingError, TierDecision, choose_tier, uses_quality
 
 
 class ClassifierChoice(StrEnum):
@@ -73,10 +75,18 @@ def register(subparsers: Any) -> None:
         "--classifier",
         choices=[c.value for c in ClassifierChoice],
         default=ClassifierChoice.MODEL.value,
-        help="embedding backend for category rules (default: the packaged model)",
+        help="model: the packaged model for category rules and the tierQuality artefact "
+        "(default); hashing: a lexical stand-in for category rules; off: no classifier",
+    )
+    p.add_argument(
+        "--classifier-dir",
+        default=None,
+        help="where tierQuality artefacts are (ConfigMaps as NAME/KEY files or ConfigMap "
+        "YAML documents; default: the policy file's folder)",
     )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(handler=run)
+    register_calibrate(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +107,15 @@ def run(args: argparse.Namespace) -> int:
         "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
     )
     view = request_view(path, headers, body)
+    classifier_dir = args.classifier_dir or str(Path(args.policy).resolve().parent)
+    quality = None
+    if ClassifierChoice(args.classifier) is ClassifierChoice.OFF:
+        if uses_quality(table):
+            notes.append("tier classifier off (--classifier off): quality rules cannot match")
+    else:
+        quality = _quality(table, view, classifier_dir, notes)
     try:
-        decision = choose_tier(table, view, classifier)
+        decision = choose_tier(table, view, classifier, quality)
     except RoutingError as exc:
         print(orjson.dumps(error_body(exc), option=orjson.OPT_INDENT_2).decode())
         return 1
@@ -174,6 +191,20 @@ def _classifier(
         return None
 
 
+def _quality(
+    table: RoutingTable, view: RequestView, classifier_dir: str, notes: list[str]
+) -> dict[str, float] | None:
+    """The tier classifier's scores, as the router computes them (it fails closed too)."""
+    if not uses_quality(table):
+        return None
+    try:
+        model = load_for(table.spec, classifier_dir)
+    except ClassifierUnavailableError as exc:
+        notes.append(f"tier classifier unavailable, quality rules cannot match: {exc}")
+        return None
+    return model.scores(view.prompt_text)
+
+
 def _result(
     table: RoutingTable,
     decision: TierDecision,
@@ -194,6 +225,8 @@ def _result(
     }
     if decision.escalated_from:
         out["escalatedFrom"] = decision.escalated_from
+    if decision.quality:
+        out["predictedQuality"] = {t: round(p, 4) for t, p in decision.quality}
     if has_endpoints:
         out["replica"] = _replica(table, decision.tier, view)
     if notes:
@@ -224,6 +257,9 @@ def _text(result: dict[str, Any]) -> str:
         f"rule:    {result['rule']}",
         f"reason:  {result['reason']}",
     ]
+    if "predictedQuality" in result:
+        scores = ", ".join(f"{t} {p:.3f}" for t, p in result["predictedQuality"].items())
+        lines.append(f"quality: {scores} (predicted probability each tier answers well)")
     for s in result["shadow"]:
         verdict = "would decide" if s["wouldDecide"] else "would not decide"
         lines.append(f"shadow:  {s['rule']} -> {s['tier']} ({verdict}): {s['reason']}")

@@ -52,6 +52,7 @@ from tierwise.router.http.server import Header, Request, ResponseWriter
 from tierwise.router.loadwatch import LoadBook
 from tierwise.router.metrics import RouterMetrics, TierPrices
 from tierwise.router.table import RoutingTable, TierEntry
+from tierwise.router.tier_quality_service import QualityScorer
 from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
 from tierwise.router.upstream import (
     Forward,
@@ -101,6 +102,7 @@ class Snapshot:
     targets: Mapping[str, Target]
     balancer: Balancer
     classifier: Classifier | None = None
+    quality: QualityScorer | None = None
 
 
 @dataclass(slots=True)
@@ -151,6 +153,8 @@ class _Job:
             out.append(("x-tierwise-replica", self.replica))
         if self.fallbacks:
             out.append(("x-tierwise-fallback", ",".join(self.fallbacks)))
+        if self.decision.quality:
+            out.append(("x-tierwise-predicted-quality", self.decision.quality_header()))
         return out
 
     def header_lines(self) -> bytes:
@@ -160,6 +164,8 @@ class _Job:
         )
         if self.fallbacks:
             text += f"x-tierwise-fallback: {','.join(self.fallbacks)}\r\n"
+        if self.decision.quality:
+            text += f"x-tierwise-predicted-quality: {self.decision.quality_header()}\r\n"
         return text.encode("latin-1")
 
 
@@ -224,10 +230,13 @@ class Proxy:
         await self._run(job, snap)
 
     async def _decide(self, snap: Snapshot, view: RequestView) -> TierDecision:
+        quality = None
+        if snap.quality is not None and snap.quality.needed:
+            quality = await snap.quality.scores(view.prompt_text)  # off-loop, timed out
         if snap.classifier is None:
-            return choose_tier(snap.table, view)
+            return choose_tier(snap.table, view, quality=quality)
         # an embedding model costs milliseconds: keep it off the event loop
-        return await asyncio.to_thread(choose_tier, snap.table, view, snap.classifier)
+        return await asyncio.to_thread(choose_tier, snap.table, view, snap.classifier, quality)
 
     def _reject(
         self,
@@ -443,7 +452,7 @@ class Proxy:
         for shadow in job.decision.shadow:
             if shadow.preempts and snap.table.has_tier(shadow.tier):
                 would = prices.cost(snap.table.tier(shadow.tier), prompt, completion, now)
-                metrics.count_shadow(shadow.rule, shadow.tier, would)
+                metrics.count_shadow(shadow.rule, shadow.tier, would, actual=cost)
 
 
 def _overloaded(candidates: list[ReplicaLoad], limit: int) -> bool:

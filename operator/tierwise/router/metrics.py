@@ -11,7 +11,10 @@ Series (prefix ``tierwise_router_``): ``requests_total{tier,backend,rule,code}``
 answers: time to the first upstream body byte), ``tokens_total{tier,direction}``,
 ``cost_dollars_total{tier}``, ``baseline_cost_dollars_total`` (the same tokens on the top
 tier), ``fallbacks_total{reason}``, ``prefix_affinity_total{result}``,
-``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}``,
+``shadow_decisions_total{rule,tier}``, ``shadow_cost_dollars_total{rule}`` (what the
+requests a shadow rule would have decided would have cost on its tier),
+``shadow_actual_cost_dollars_total{rule}`` (what the same requests cost as served; the
+difference is what enforcing the rule would have saved),
 ``table_version_info{version,policy_version}`` (the table's content hash, which changes
 with every endpoint change, and the policy document's version, the RoutingPolicy's
 ``status.tableVersion``), ``endpoints{backend}`` (endpoints of the table in use per backend:
@@ -104,6 +107,7 @@ class RouterMetrics(Collector):
         self.affinity: dict[str, int] = {"hit": 0, "miss": 0}
         self.shadow_decisions: dict[tuple[str, str], int] = {}
         self.shadow_cost: dict[str, float] = {}
+        self.shadow_actual_cost: dict[str, float] = {}
         self.in_flight: dict[str, int] = {}
         self.pending = 0
         self.pending_by_model: dict[str, int] = {}
@@ -151,10 +155,11 @@ class RouterMetrics(Collector):
         if result in self.affinity:
             self.affinity[result] += 1
 
-    def count_shadow(self, rule: str, tier: str, cost: float) -> None:
+    def count_shadow(self, rule: str, tier: str, cost: float, *, actual: float = 0.0) -> None:
         key = (rule, tier)
         self.shadow_decisions[key] = self.shadow_decisions.get(key, 0) + 1
         self.shadow_cost[rule] = self.shadow_cost.get(rule, 0.0) + cost
+        self.shadow_actual_cost[rule] = self.shadow_actual_cost.get(rule, 0.0) + actual
 
     # -- table -------------------------------------------------------------------------
     def declare_tiers(self, tiers: Iterable[str]) -> None:
@@ -212,6 +217,12 @@ class RouterMetrics(Collector):
         yield shadow
         yield _simple_counter(
             "shadow_cost_dollars", "Cost shadow rules would have caused.", "rule", self.shadow_cost
+        )
+        yield _simple_counter(
+            "shadow_actual_cost_dollars",
+            "What the requests shadow rules would have decided cost as served.",
+            "rule",
+            self.shadow_actual_cost,
         )
         yield _simple_counter("table_reloads", "Routing table reloads.", "result", self.reloads)
         yield _simple_counter(

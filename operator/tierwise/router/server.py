@@ -16,8 +16,11 @@ Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.f
 .Snapshot` (targets with API keys read from their files, replica loads kept by URL, the
 balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) and swaps
 it in with one assignment; requests in flight finish on the snapshot they started with.
-A table that cannot be installed (unreadable key file, classifier that cannot load)
-raises and the old one stays. The table watcher (:meth:`RouterApp.running` with a
+A table that cannot be installed (unreadable key file) raises and the old one stays. A
+classifier that cannot load does not stop the table: its rules fail closed (they never
+match) and ``/readyz`` and ``classifier_info`` say so (:mod:`tierwise.router
+.tier_quality_service`); no lexical stand-in replaces the configured model unless
+``--classifier hashing`` asks for it. The table watcher (:meth:`RouterApp.running` with a
 :class:`TableSource`) polls the source's stamp and the Secret files every
 ``watch_interval_s``, reloads at once on SIGHUP, and — for sources fed by API watches —
 ``coalesce_s`` after the source signals a change (a burst of endpoint events becomes one
@@ -41,6 +44,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,6 +61,7 @@ from tierwise.router.classifier import (
     HashingEmbedder,
     SentenceTransformerEmbedder,
 )
+from tierwise.router.classifier_metrics import ClassifierMetrics
 from tierwise.router.discovery.files import file_stamp
 from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
@@ -71,6 +76,7 @@ from tierwise.router.http.server import (
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
 from tierwise.router.table import RoutingTable, TableHolder
+from tierwise.router.tier_quality_service import ClassifierState, ClassifierStatus, QualityScorer
 from tierwise.router.upstream import KeyStore, make_target
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,7 @@ TableLoader = Callable[[], RoutingTable]
 
 
 class ClassifierBackend(StrEnum):
-    AUTO = "auto"  # the packaged MiniLM model when installed, else hashing (with a warning)
+    AUTO = "auto"  # the packaged MiniLM model; when it cannot load, category rules fail closed
     MINILM = "minilm"
     HASHING = "hashing"
 
@@ -106,6 +112,9 @@ class Settings:
     """Folder where Secrets are mounted as NAME/KEY files (client API keys)."""
     namespace: str = "default"
     """The router's namespace (``namespace`` label of the demand metrics)."""
+    classifier_dir: str | None = None
+    """Where tier classifier artefacts are mounted (ConfigMaps as NAME/KEY files);
+    default /etc/tierwise/classifiers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +147,11 @@ class RouterApp:
         self.port = 0
         self.shutting_down = False
         self._models = b""
-        self._classifier: tuple[ClassifierSpec | None, Classifier | None] = (None, None)
+        self._classifier: tuple[ClassifierSpec | None, Classifier | None, ClassifierStatus | None]
+        self._classifier = (None, None, None)
+        self.classifier_metrics = ClassifierMetrics(self.metrics.registry)
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tier-quality")
+        self._quality: tuple[object, QualityScorer] | None = None
         self.access: AccessKeys | None = None
         self._secret_files: tuple[str, ...] = ()
         self._secrets_seen: object = None
@@ -165,7 +178,8 @@ class RouterApp:
             for tier in table.tiers
             for ep in tier.endpoints
         }
-        classifier = await self._classifier_for(table.spec.classifier)
+        classifier, category_status = await self._classifier_for(table.spec.classifier)
+        quality = await self._quality_for(table)
         access = None
         if auth is not None:
             access = await asyncio.to_thread(AccessKeys.from_file, secret_files[-1])
@@ -185,7 +199,11 @@ class RouterApp:
         self.metrics.table_version = table.version
         self.metrics.policy_version = table.policy_version
         self.metrics.count_endpoints(table)
-        self.proxy.install(Snapshot(table, loads, targets, balancer, classifier))
+        self.proxy.install(Snapshot(table, loads, targets, balancer, classifier, quality))
+        statuses = [category_status] if category_status is not None else []
+        self.classifier_metrics.set_statuses(
+            statuses + ([quality.status] if quality is not None else [])
+        )
         self._guard(access)
         self._secret_files = tuple(secret_files)
         self._secrets_seen = seen
@@ -195,25 +213,50 @@ class RouterApp:
             ", ".join(f"{t.name}={len(t.endpoints)}" for t in table.tiers),
         )
 
-    async def _classifier_for(self, spec: ClassifierSpec | None) -> Classifier | None:
-        if spec is None:
-            return None
+    async def _classifier_for(
+        self, spec: ClassifierSpec | None
+    ) -> tuple[Classifier | None, ClassifierStatus | None]:
+        if spec is None or not spec.categories:
+            return None, None
         if self._classifier[0] == spec:
-            return self._classifier[1]
-        classifier = await asyncio.to_thread(self._build_classifier, spec)
-        self._classifier = (spec, classifier)
-        return classifier
+            return self._classifier[1], self._classifier[2]
+        classifier, status = await asyncio.to_thread(self._build_classifier, spec)
+        self._classifier = (spec, classifier, status)
+        return classifier, status
 
-    def _build_classifier(self, spec: ClassifierSpec) -> Classifier:
-        backend = self.settings.classifier
-        if backend is not ClassifierBackend.HASHING:
-            try:
-                return EmbeddingClassifier(spec, SentenceTransformerEmbedder.load(spec.model))
-            except ClassifierUnavailableError as exc:
-                if backend is ClassifierBackend.MINILM:
-                    raise
-                log.warning("classifier falls back to lexical hashing: %s", exc)
-        return EmbeddingClassifier(spec, HashingEmbedder())
+    def _build_classifier(self, spec: ClassifierSpec) -> tuple[Classifier | None, ClassifierStatus]:
+        """The category classifier; the model failing to load fails closed, never hashing."""
+        if self.settings.classifier is ClassifierBackend.HASHING:
+            hashing = EmbeddingClassifier(spec, HashingEmbedder())
+            return hashing, ClassifierStatus("categories", "hashing", ClassifierState.READY)
+        try:
+            model = EmbeddingClassifier(spec, SentenceTransformerEmbedder.load(spec.model))
+        except ClassifierUnavailableError as exc:
+            if self.settings.classifier is ClassifierBackend.MINILM:
+                raise
+            log.error("category classifier failed, category rules will not match: %s", exc)
+            return None, ClassifierStatus(
+                "categories", spec.model, ClassifierState.FAILED, str(exc)
+            )
+        return model, ClassifierStatus("categories", spec.model, ClassifierState.READY)
+
+    async def _quality_for(self, table: RoutingTable) -> QualityScorer | None:
+        """The learned tier classifier, rebuilt only when its spec or the rules change."""
+        spec = table.spec
+        if spec.classifier is None or spec.classifier.tier_quality is None:
+            return None
+        key = (spec.classifier.tier_quality, tuple(spec.rules), self.settings.classifier_dir)
+        if self._quality is not None and self._quality[0] == key:
+            return self._quality[1]
+        scorer = await asyncio.to_thread(
+            QualityScorer.build,
+            spec,
+            classifier_dir=self.settings.classifier_dir,
+            executor=self._scoring,
+            metrics=self.classifier_metrics,
+        )
+        self._quality = (key, scorer)
+        return scorer
 
     async def reload(self, source: TableSource, *, force: bool = False) -> bool:
         """Read ``source`` and install it (unless its version is the one in use and not
@@ -302,12 +345,14 @@ class RouterApp:
         )
         version = snap.table.version if snap is not None else ""
         policy = snap.table.policy_version if snap is not None else ""
+        classifiers = [c.to_dict() for c in self.classifier_metrics.statuses.values()]
         body = orjson.dumps(
             {
                 "ready": ready,
                 "tableVersion": version,
                 "policyVersion": policy,
                 "healthyReplicas": healthy,
+                "classifiers": classifiers,
             }
         )
         writer.send(200 if ready else 503, JSON, body)
@@ -350,6 +395,7 @@ class RouterApp:
                     await watcher
             await self.server.shutdown(self.settings.shutdown_grace_s)
             await self.pool.close()
+            self._scoring.shutdown(wait=False, cancel_futures=True)
 
     async def _watch(self, source: TableSource) -> None:
         """Poll ``source.stamp`` and the Secret files, reload on change; SIGHUP reloads at

@@ -29,13 +29,16 @@ Conditions (all set ones must hold; evaluated cheapest first, stopping at the fi
     reported; keywords are found with ``str.find`` on the case-folded prompt (C speed: about
     40 µs for four keywords over a 2k-token prompt, where one regex alternation took 2 ms);
     ``regex`` Python ``re`` searched in the prompt text, compiled once per table (its cost
-    is the user's regex over the whole prompt); ``category`` the classifier's answer.
+    is the user's regex over the whole prompt); ``category`` the classifier's answer;
+    ``minPredictedQuality`` the learned tier classifier's probability that the rule's tier
+    answers well (scores computed by the caller, off the event loop; none given, as after
+    a timeout, and the condition does not hold, so the policy's default decision applies).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +98,7 @@ PromptTooLong = PromptTooLongError  # the contract's name
 class _Context:
     request: RequestView
     classifier: Classifier | None
+    quality: Mapping[str, float] | None = None
     _classified: bool = False
     _class: Classification | None = None
 
@@ -145,6 +149,12 @@ class TierDecision:
     shadow: tuple[ShadowDecision, ...] = ()
     escalated_from: str | None = None
     """The tier the rule picked when maxPromptTokens moved the request on."""
+    quality: tuple[tuple[str, float], ...] = ()
+    """Predicted probability that each cheaper tier answers well, when computed."""
+
+    def quality_header(self) -> str:
+        """``x-tierwise-predicted-quality`` value: ``small=0.81,mid=0.93`` (or empty)."""
+        return ",".join(f"{tier}={p:.3f}" for tier, p in self.quality)
 
 
 def compile_rules(spec: RoutingPolicySpec) -> tuple[CompiledRule, ...]:
@@ -166,6 +176,8 @@ def _compile(index: int, rule: Rule) -> CompiledRule:
         checks.append(_regex_check(m.regex))
     if m.category is not None:
         checks.append(_category_check(m.category))
+    if m.min_predicted_quality is not None:
+        checks.append(_quality_check(rule.tier, m.min_predicted_quality))
     return CompiledRule(rule.name, rule.tier, rule.shadow, index, tuple(checks))
 
 
@@ -294,11 +306,32 @@ def _category_check(category: str) -> Check:
     return check
 
 
+def _quality_check(tier: str, minimum: float) -> Check:
+    def check(ctx: _Context) -> str | None:
+        scores = ctx.quality
+        p = scores.get(tier) if scores is not None else None
+        if p is None or p < minimum:
+            return None
+        return f"predicted quality of {tier!r} {p:.3f} >= {minimum:.3f}"
+
+    return check
+
+
+def uses_quality(table: RoutingTable) -> bool:
+    """Whether some rule reads the learned tier classifier's scores."""
+    return any(r.match.min_predicted_quality is not None for r in table.spec.rules)
+
+
 def choose_tier(
-    table: RoutingTable, request: RequestView, classifier: Classifier | None = None
+    table: RoutingTable,
+    request: RequestView,
+    classifier: Classifier | None = None,
+    quality: Mapping[str, float] | None = None,
 ) -> TierDecision:
-    """The tier for ``request`` (see the module docstring); raises :class:`RoutingError`."""
-    ctx = _Context(request, classifier)
+    """The tier for ``request`` (see the module docstring); raises :class:`RoutingError`.
+
+    ``quality``: the learned tier classifier's scores for this prompt, or None."""
+    ctx = _Context(request, classifier, quality)
     pinned = _pinned_tier(table, request.model)
     winner: CompiledRule | None = None
     reason = ""
@@ -326,7 +359,12 @@ def choose_tier(
     final, note = _fit(table, tier, request)
     decision_shadow = tuple(_shadow(table, r, why, winner, pinned, request) for r, why in shadows)
     return TierDecision(
-        final, rule_name, reason + note, decision_shadow, tier if final != tier else None
+        final,
+        rule_name,
+        reason + note,
+        decision_shadow,
+        tier if final != tier else None,
+        tuple(quality.items()) if quality else (),
     )
 
 

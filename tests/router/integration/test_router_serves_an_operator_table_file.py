@@ -87,9 +87,16 @@ def test_table_file_and_category_rule(
     assert response.status_code == 200
     assert response.headers["x-tierwise-tier"] == tier_name
     assert response.headers["x-tierwise-rule"] == rule
+    # --classifier hashing: the stand-in is named, never silent
+    hashing = {"classifier": "categories", "name": "hashing", "state": "ready"}
     ready = httpx.get(router.url + "/readyz").json()
     assert ready.pop("healthyReplicas") >= 1
-    assert ready == {"ready": True, "tableVersion": "v1", "policyVersion": ""}
+    assert ready == {
+        "ready": True,
+        "tableVersion": "v1",
+        "policyVersion": "",
+        "classifiers": [hashing],
+    }
 
 
 def test_rewritten_table_file_is_reloaded(

@@ -41,20 +41,25 @@ def explain(tmp_path: Path, body: Any, *extra: str) -> list[str]:
     ("body", "extra", "tier", "rule"),
     [
         (chat("refactor this function"), [], "mid", "code"),
-        (chat("hello"), [], "small", "default"),
+        (chat("hello"), [], "frontier", "default"),
         (chat("hello"), ["--header", "X-Tierwise-Tier: frontier"], "frontier", "pinned-frontier"),
-        (chat("héllo wörld 日本語"), [], "small", "default"),
-        (
-            chat("Prove that there are infinitely many primes."),
-            ["--classifier", "hashing"],
-            "frontier",
-            "hard-reasoning",
-        ),
-        (
-            chat("Prove that there are infinitely many primes."),
-            ["--classifier", "off"],
+        (chat("héllo wörld 日本語"), [], "frontier", "default"),
+        pytest.param(
+            chat("Which country is Paris the capital of?"),
+            ["--classifier", "model"],
             "small",
+            "calibrated-small",
+            marks=pytest.mark.classifier,
+        ),
+        pytest.param(
+            chat(
+                "A train leaves at 3 pm at 60 mph and another at 4 pm at 80 mph; when and "
+                "where does the second catch up, if the first had a 25 mile head start?"
+            ),
+            ["--classifier", "model"],
+            "frontier",
             "default",
+            marks=pytest.mark.classifier,
         ),
         (chat("word " * 5000), [], "mid", "long-prompts"),
     ],
@@ -78,11 +83,13 @@ def test_text_output_with_endpoints_names_the_replica(
 ) -> None:
     eps = tmp_path / "ep.yaml"
     eps.write_text("qwen3-8b: [http://127.0.0.1:8001/v1]\nqwen3-32b: http://127.0.0.1:8003\n")
-    assert main([*explain(tmp_path, chat("hi")), "--endpoints", str(eps)]) == 0
+    body = chat("refactor this function")
+    assert main([*explain(tmp_path, body), "--endpoints", str(eps)]) == 0
     out = capsys.readouterr().out
-    assert "tier:    small" in out
-    assert "backend: qwen3-8b" in out
-    assert "replica: http://127.0.0.1:8001 (prefix-aware" in out
+    assert "tier:    mid" in out
+    assert "backend: qwen3-32b" in out
+    assert "replica: http://127.0.0.1:8003 (prefix-aware" in out
+    assert "note:    tier classifier off (--classifier off)" in out
 
 
 def test_replica_named_in_the_endpoints_file_is_shown(
@@ -213,7 +220,24 @@ def test_bad_endpoints_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_packaged_model_decides_category_rules(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    policy = tmp_path / "rp.yaml"
+    policy.write_text(
+        "apiVersion: tierwise.dev/v1alpha1\nkind: RoutingPolicy\nmetadata: {name: p}\n"
+        "spec:\n  tiers:\n  - {name: small, backends: [{modelDeployment: a}]}\n"
+        "  - {name: frontier, backends: [{modelDeployment: b}]}\n"
+        "  rules:\n  - {name: hard-reasoning, tier: frontier, match: {category: reasoning}}\n"
+        "  classifier:\n    threshold: 0.6\n    categories:\n    - name: reasoning\n"
+        "      examples: [Prove that there are infinitely many primes.]\n"
+    )
     body = chat("Demonstrate that no largest prime number exists.")
-    assert main([*explain(tmp_path, body, "--classifier", "model"), "--json"]) == 0
+    args = [
+        "route",
+        "explain",
+        "--policy",
+        str(policy),
+        "--request",
+        write(tmp_path, "r.json", body),
+    ]
+    assert main([*args, "--classifier", "model", "--json"]) == 0
     out = orjson.loads(capsys.readouterr().out)
     assert (out["tier"], out["rule"]) == ("frontier", "hard-reasoning")
