@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 
 from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.controller.policy_status import (
+    ArtifactFacts,
     ModelFacts,
     PolicyFacts,
     PolicyReason,
@@ -173,3 +175,53 @@ def test_a_failed_or_invalid_backend_is_a_degradation_not_a_missing_reference() 
     assert [p.reason for p in problems] == [PolicyReason.BACKEND_FAILED] * 2
     assert "'small-llm' failed" in problems[0].message
     assert "'mid-llm' has an invalid spec" in problems[1].message
+
+
+def _calibrated(sha256: str | None) -> RoutingPolicy:
+    rp = _policy()
+    tier_quality: dict[str, Any] = {"configMap": {"name": "calibrated", "key": "model.json"}}
+    if sha256 is not None:
+        tier_quality["sha256"] = sha256
+    spec = rp.spec.model_dump(by_alias=True, exclude_none=True)
+    spec["classifier"] = {"tierQuality": tier_quality}
+    spec["rules"] = [
+        {"name": "cheap", "tier": "small", "match": {"minPredictedQuality": 0.7}},
+    ]
+    return RoutingPolicy.model_validate({"metadata": {"name": "three"}, "spec": spec})
+
+
+ARTIFACT = b'{"kind": "TierQualityModel"}'
+PIN = hashlib.sha256(ARTIFACT).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("artifact", "pin", "field", "says"),
+    [
+        (ArtifactFacts(exists=False), PIN, "configMap.name", "ConfigMap 'calibrated' does not"),
+        (ArtifactFacts(exists=True), PIN, "configMap.key", "has no key 'model.json'"),
+        (ArtifactFacts(exists=True, data=b"other"), PIN, "sha256", "not the pinned"),
+    ],
+)
+def test_a_classifier_artifact_that_cannot_load_degrades_the_policy(
+    artifact: ArtifactFacts, pin: str, field: str, says: str
+) -> None:
+    rp = _calibrated(pin)
+    facts = PolicyFacts(
+        models=_facts().models, missing_secrets=frozenset(), router=READY_ROUTER, artifact=artifact
+    )
+    (problem,) = reference_problems(rp, facts)
+    assert problem.reason is PolicyReason.CLASSIFIER_UNAVAILABLE
+    assert problem.field == f"spec.classifier.tierQuality.{field}"
+    assert says in problem.message
+    assert _conditions(rp, facts)["Degraded"].status == "True"
+
+
+@pytest.mark.parametrize("pin", [PIN, None])
+def test_a_present_matching_artifact_is_no_problem(pin: str | None) -> None:
+    facts = PolicyFacts(
+        models=_facts().models,
+        missing_secrets=frozenset(),
+        router=READY_ROUTER,
+        artifact=ArtifactFacts(exists=True, data=ARTIFACT),
+    )
+    assert reference_problems(_calibrated(pin), facts) == []

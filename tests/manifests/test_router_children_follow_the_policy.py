@@ -146,12 +146,17 @@ def test_gateway_container_runs_the_router_the_contract_describes() -> None:
         "25",
         "--log-level",
         "info",
+        "--classifier-dir",
+        "/etc/tierwise/classifiers",
     ]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/etc/tierwise/config"]["readOnly"] is True
+    # the calibrated tier classifier's ConfigMap, where --classifier-dir finds NAME/KEY
+    artifact = mounts["/etc/tierwise/classifiers/three-tier-classifier"]
+    assert artifact["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes[mounts["/etc/tierwise/config"]["name"]]["configMap"] == {
         "name": "three-tier-router"

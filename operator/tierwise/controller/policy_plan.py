@@ -50,9 +50,9 @@ from tierwise.controller.status import Problem, render_conditions
 from tierwise.manifests.router_config import router_config
 
 MISSING_REFERENCE_RETRY_S = 30.0
-_RETRIED = frozenset({PolicyReason.MISSING_SECRET})
-"""Problems no watch event ends (Secrets are not watched): retried after a delay. A missing
-ModelDeployment is not: its creation wakes the policy."""
+_RETRIED = frozenset({PolicyReason.MISSING_SECRET, PolicyReason.CLASSIFIER_UNAVAILABLE})
+"""Problems no watch event ends (Secrets and ConfigMaps are not watched): retried after a
+delay. A missing ModelDeployment is not: its creation wakes the policy."""
 TABLE_CHANGED = "TableChanged"
 
 

@@ -18,6 +18,7 @@ minutes, not per reconcile.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,10 +39,11 @@ from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.plan import Outcome, Plan
 from tierwise.controller.pods import is_ready
 from tierwise.controller.policy_plan import PolicyObserved, RouterRender, parse_policy, plan_policy
-from tierwise.controller.policy_status import ModelFacts, PolicyFacts, RouterFacts
+from tierwise.controller.policy_status import ArtifactFacts, ModelFacts, PolicyFacts, RouterFacts
 from tierwise.controller.reconcile import describe
 from tierwise.controller.refresh import Refresher
 from tierwise.controller.resources import (
+    CONFIG_MAP,
     MODEL_DEPLOYMENT,
     POD,
     ROUTER_CHILD_RESOURCES,
@@ -181,7 +183,8 @@ class PolicyReconciler:
         not_injected: tuple[str, ...] = ()
         if rp.spec.router.mode is RouterMode.SIDECAR:
             router, accounts, not_injected = await self._sidecar_pods(namespace, label)
-        facts = PolicyFacts(models, frozenset(missing_secrets), router, not_injected)
+        artifact = await self._artifact(namespace, rp)
+        facts = PolicyFacts(models, frozenset(missing_secrets), router, not_injected, artifact)
         return PolicyObserved(
             children=children,
             deployments=deployments,
@@ -224,6 +227,21 @@ class PolicyReconciler:
             if await self.kube.get(SECRET, namespace, name) is None:
                 missing.add(name)
         return missing
+
+    async def _artifact(self, namespace: str, rp: RoutingPolicy) -> ArtifactFacts | None:
+        classifier = rp.spec.classifier
+        quality = classifier.tier_quality if classifier is not None else None
+        if quality is None or quality.config_map is None:
+            return None
+        ref = quality.config_map
+        found = await self.kube.get(CONFIG_MAP, namespace, ref.name)
+        if found is None:
+            return ArtifactFacts(exists=False)
+        text = (found.get("data") or {}).get(ref.key)
+        if text is not None:
+            return ArtifactFacts(exists=True, data=str(text).encode())
+        binary = (found.get("binaryData") or {}).get(ref.key)
+        return ArtifactFacts(exists=True, data=base64.b64decode(binary) if binary else None)
 
     async def _sidecar_pods(
         self, namespace: str, label: str

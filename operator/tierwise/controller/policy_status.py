@@ -22,6 +22,7 @@ router itself never needs a write to learn of an endpoint; see ``docs/routing.md
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,6 +49,7 @@ class PolicyReason(StrEnum):
     MISSING_SECRET = "MissingSecret"
     BACKEND_FAILED = "BackendFailed"
     NOT_INJECTED = "SidecarNotInjected"
+    CLASSIFIER_UNAVAILABLE = "ClassifierUnavailable"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,15 @@ class RouterFacts:
 
 
 @dataclass(frozen=True)
+class ArtifactFacts:
+    """The tier classifier's ConfigMap as observed: absent, or the bytes of its key."""
+
+    exists: bool
+    data: bytes | None = None
+    """The key's content; None when the ConfigMap has no such key."""
+
+
+@dataclass(frozen=True)
 class PolicyFacts:
     """Everything observed that status is derived from."""
 
@@ -91,6 +102,8 @@ class PolicyFacts:
     router: RouterFacts
     not_injected: tuple[str, ...] = ()
     """Pods labelled for this policy (sidecar mode) that carry no router sidecar."""
+    artifact: ArtifactFacts | None = None
+    """The tier classifier's ConfigMap (only when spec.classifier.tierQuality.configMap)."""
 
 
 def reference_problems(rp: RoutingPolicy, facts: PolicyFacts) -> list[PolicyProblem]:
@@ -109,6 +122,7 @@ def reference_problems(rp: RoutingPolicy, facts: PolicyFacts) -> list[PolicyProb
     if auth is not None and auth.api_keys_secret_ref.name in facts.missing_secrets:
         field = "spec.router.auth.apiKeysSecretRef.name"
         problems.append(_missing_secret(field, auth.api_keys_secret_ref.name))
+    problems += _artifact_problems(rp, facts.artifact)
     if facts.not_injected:
         message = (
             f"pods labelled for this policy run without the router sidecar: "
@@ -117,6 +131,36 @@ def reference_problems(rp: RoutingPolicy, facts: PolicyFacts) -> list[PolicyProb
         )
         problems.append(PolicyProblem("spec.router.mode", message, PolicyReason.NOT_INJECTED))
     return problems
+
+
+def _artifact_problems(rp: RoutingPolicy, artifact: ArtifactFacts | None) -> list[PolicyProblem]:
+    """The calibrated classifier's ConfigMap must exist, hold its key, and match the pin:
+    otherwise the routers fail its rules closed (the default tier serves), which is safe
+    but costly, so it is said here, at the control plane, with the fix."""
+    classifier = rp.spec.classifier
+    quality = classifier.tier_quality if classifier is not None else None
+    if quality is None or quality.config_map is None or artifact is None:
+        return []
+    ref, field = quality.config_map, "spec.classifier.tierQuality.configMap"
+    reason = PolicyReason.CLASSIFIER_UNAVAILABLE
+    if not artifact.exists:
+        message = (
+            f"ConfigMap {ref.name!r} does not exist; apply the ConfigMap `tierwise route "
+            "calibrate` wrote (its rules do not match meanwhile: the default tier serves)"
+        )
+        return [PolicyProblem(f"{field}.name", message, reason)]
+    if artifact.data is None:
+        message = f"ConfigMap {ref.name!r} has no key {ref.key!r}; fix the key or the ConfigMap"
+        return [PolicyProblem(f"{field}.key", message, reason)]
+    digest = hashlib.sha256(artifact.data).hexdigest()
+    if quality.sha256 is not None and digest != quality.sha256:
+        message = (
+            f"ConfigMap {ref.name!r} key {ref.key!r} has sha256 {digest[:12]}..., not the "
+            f"pinned {quality.sha256[:12]}...; apply the ConfigMap calibrate wrote with this "
+            "policy fragment, or update the pin"
+        )
+        return [PolicyProblem("spec.classifier.tierQuality.sha256", message, reason)]
+    return []
 
 
 def _model_problem(path: str, name: str, facts: PolicyFacts) -> list[PolicyProblem]:

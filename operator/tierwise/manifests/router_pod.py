@@ -41,6 +41,8 @@ VOLUME_PREFIX = "tierwise-"
 CONFIG_VOLUME = f"{VOLUME_PREFIX}config"
 TMP_VOLUME = f"{VOLUME_PREFIX}tmp"
 TMP_SIZE_LIMIT = "64Mi"
+CLASSIFIER_DIR = "/etc/tierwise/classifiers"
+"""Where tier classifier artefacts are mounted (the router's --classifier-dir): NAME/KEY."""
 READ_ONLY_FOR_ALL = 0o444
 """Secret file mode: readable by the router's UID whatever the pod's fsGroup (only the router
 container mounts these volumes)."""
@@ -88,8 +90,28 @@ def router_volumes(rp: RoutingPolicy, settings: RouterRenderSettings) -> list[di
             "optional": True,
         }
         volumes.append({"name": secret_volume_name(secret), "secret": source})
+    artifact = _classifier_config_map(rp)
+    if artifact is not None:
+        name, key = artifact
+        source = {"name": name, "items": [{"key": key, "path": key}], "optional": True}
+        volumes.append({"name": classifier_volume_name(name), "configMap": source})
     volumes.append({"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}})
     return volumes
+
+
+def classifier_volume_name(config_map: str) -> str:
+    return service_name(f"{VOLUME_PREFIX}classifier-{config_map}")
+
+
+def _classifier_config_map(rp: RoutingPolicy) -> tuple[str, str] | None:
+    """The ConfigMap holding the tier classifier's artefact (``tierwise route calibrate``
+    writes it), mounted ``optional`` so a missing one fails the classifier closed, visibly,
+    instead of keeping the router from starting."""
+    classifier = rp.spec.classifier
+    quality = classifier.tier_quality if classifier is not None else None
+    if quality is None or quality.config_map is None:
+        return None
+    return quality.config_map.name, quality.config_map.key
 
 
 def router_mounts(rp: RoutingPolicy, settings: RouterRenderSettings) -> list[dict[str, Any]]:
@@ -101,6 +123,11 @@ def router_mounts(rp: RoutingPolicy, settings: RouterRenderSettings) -> list[dic
         {"name": secret_volume_name(secret), "mountPath": f"{base}/{secret}", "readOnly": True}
         for secret in referenced_secrets(rp)
     )
+    artifact = _classifier_config_map(rp)
+    if artifact is not None:
+        folder = f"{CLASSIFIER_DIR}/{artifact[0]}"
+        name = classifier_volume_name(artifact[0])
+        mounts.append({"name": name, "mountPath": folder, "readOnly": True})
     mounts.append({"name": TMP_VOLUME, "mountPath": "/tmp"})
     return mounts
 
@@ -124,6 +151,8 @@ def router_args(rp: RoutingPolicy, settings: RouterRenderSettings, host: str) ->
         str(settings.shutdown_grace_seconds),
         "--log-level",
         settings.log_level,
+        "--classifier-dir",
+        CLASSIFIER_DIR,
     ]
 
 

@@ -76,7 +76,12 @@ from tierwise.router.http.server import (
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
 from tierwise.router.table import RoutingTable, TableHolder
-from tierwise.router.tier_quality_service import ClassifierState, ClassifierStatus, QualityScorer
+from tierwise.router.tier_quality_service import (
+    ClassifierState,
+    ClassifierStatus,
+    QualityScorer,
+    artifact_path,
+)
 from tierwise.router.upstream import KeyStore, make_target
 
 log = logging.getLogger(__name__)
@@ -170,7 +175,8 @@ class RouterApp:
         auth = table.spec.router.auth
         if auth is not None:
             secret_files.append(keys_file(auth, table.secrets_dir or self.settings.secrets_dir))
-        seen = _stamps(secret_files)  # before reading: a change after it reloads again
+        watched = [*secret_files, *self._artifact_files(table)]
+        seen = _stamps(watched)  # before reading: a change after it reloads again
         keys = KeyStore()
         timeout = self.settings.upstream_timeout_s
         targets = {
@@ -205,7 +211,7 @@ class RouterApp:
             statuses + ([quality.status] if quality is not None else [])
         )
         self._guard(access)
-        self._secret_files = tuple(secret_files)
+        self._secret_files = tuple(watched)
         self._secrets_seen = seen
         log.info(
             "routing table %s installed: %s",
@@ -240,12 +246,26 @@ class RouterApp:
             )
         return model, ClassifierStatus("categories", spec.model, ClassifierState.READY)
 
+    def _artifact_files(self, table: RoutingTable) -> list[str]:
+        """The tier classifier's artefact file: a new policy pins a new sha256 before
+        kubelet has refreshed the mounted ConfigMap, so its change must rebuild it."""
+        classifier = table.spec.classifier
+        if classifier is None or classifier.tier_quality is None:
+            return []
+        return [artifact_path(classifier.tier_quality, self.settings.classifier_dir)]
+
     async def _quality_for(self, table: RoutingTable) -> QualityScorer | None:
-        """The learned tier classifier, rebuilt only when its spec or the rules change."""
+        """The learned tier classifier, rebuilt when its spec, the rules or its file change."""
         spec = table.spec
         if spec.classifier is None or spec.classifier.tier_quality is None:
             return None
-        key = (spec.classifier.tier_quality, tuple(spec.rules), self.settings.classifier_dir)
+        files = self._artifact_files(table)
+        key = (
+            spec.classifier.tier_quality,
+            tuple(spec.rules),
+            self.settings.classifier_dir,
+            _stamps(files),
+        )
         if self._quality is not None and self._quality[0] == key:
             return self._quality[1]
         scorer = await asyncio.to_thread(

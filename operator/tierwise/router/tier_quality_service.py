@@ -94,6 +94,17 @@ class ClassifierStatus:
         return out
 
 
+def artifact_path(spec: TierQualitySpec, classifier_dir: str | None) -> str:
+    """Where the artefact is read from in a cluster (the mounted ConfigMap key, or ``path``);
+    the router watches this file so a refreshed mount is picked up."""
+    base = Path(classifier_dir or DEFAULT_CLASSIFIER_DIR)
+    if spec.path is not None:
+        path = Path(spec.path)
+        return str(path if path.is_absolute() else base / path)
+    assert spec.config_map is not None
+    return str(base / spec.config_map.name / spec.config_map.key)
+
+
 def read_artifact(spec: TierQualitySpec, classifier_dir: str | None) -> tuple[bytes, str]:
     """The artefact's bytes and where they came from.
 
