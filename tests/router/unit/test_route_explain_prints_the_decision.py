@@ -97,14 +97,15 @@ def test_replica_named_in_the_endpoints_file_is_shown(
 ) -> None:
     eps = tmp_path / "ep.yaml"
     eps.write_text(
-        "qwen3-8b: [{url: 'http://127.0.0.1:8001', name: qwen3-8b-5f7c-x2k9q}]\n"
-        "qwen3-32b: http://127.0.0.1:8003\n"
+        "qwen3-8b: http://127.0.0.1:8001\n"
+        "qwen3-32b: [{url: 'http://127.0.0.1:8003', name: qwen3-32b-5f7c-x2k9q}]\n"
     )
-    assert main([*explain(tmp_path, chat("hi")), "--endpoints", str(eps)]) == 0
-    assert "replica: qwen3-8b-5f7c-x2k9q at http://127.0.0.1:8001 (" in capsys.readouterr().out
-    assert main([*explain(tmp_path, chat("hi")), "--endpoints", str(eps), "--json"]) == 0
+    code = chat("refactor this function")  # the example's `code` rule: the mid tier
+    assert main([*explain(tmp_path, code), "--endpoints", str(eps)]) == 0
+    assert "replica: qwen3-32b-5f7c-x2k9q at http://127.0.0.1:8003 (" in capsys.readouterr().out
+    assert main([*explain(tmp_path, code), "--endpoints", str(eps), "--json"]) == 0
     replica = orjson.loads(capsys.readouterr().out)["replica"]
-    assert (replica["name"], replica["url"]) == ("qwen3-8b-5f7c-x2k9q", "http://127.0.0.1:8001")
+    assert (replica["name"], replica["url"]) == ("qwen3-32b-5f7c-x2k9q", "http://127.0.0.1:8003")
 
 
 def _pinning_policy(tmp_path: Path, allow: bool) -> str:
