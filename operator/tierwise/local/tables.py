@@ -48,9 +48,9 @@ def table_version(accept: str) -> str | None:
     for media in accept.split(","):
         kind, *params = (part.strip() for part in media.split(";"))
         values = dict(p.partition("=")[::2] for p in params)
-        if kind in ("application/json", "*/*") and values.get("as") == "Table":
-            if values.get("g") == TABLE_GROUP and values.get("v") in TABLE_VERSIONS:
-                return values["v"]
+        wanted = kind in ("application/json", "*/*") and values.get("as") == "Table"
+        if wanted and values.get("g") == TABLE_GROUP and values.get("v") in TABLE_VERSIONS:
+            return values["v"]
     return None
 
 
