@@ -160,7 +160,11 @@ def _event_dots(frame: svg.Frame, row: DeploymentRow) -> list[str]:
             f'<circle cx="{x}" cy="{y}" r="4.5" fill="#fff" stroke="{DESIRED}" stroke-width="2">'
             f"<title>{escape(tip + e.message)}</title></circle>"
         )
-        out.append(svg.text(x + 6, y - 6, f"{e.event} ({e.reason})", fill=DESIRED, font_size="10"))
+        below = y < frame.top + 16  # no room above: the label goes under the dot
+        label_y = y + 16 if below else y - 6
+        out.append(
+            svg.text(x + 6, label_y, f"{e.event} ({e.reason})", fill=DESIRED, font_size="10")
+        )
     return out
 
 
