@@ -28,7 +28,6 @@ from tierwise.demo.text import format_summary
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = DemoOptions()
     parser = subparsers.add_parser(
         "demo",
         help="the whole loop on an embedded cluster: operator, router, autoscaling, traffic",
@@ -38,13 +37,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "report routing decisions, replicas over time and the cost saved against an "
         "all-frontier baseline. Engines are simulated.",
     )
+    _traffic_arguments(parser)
+    _output_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _traffic_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DemoOptions()
     parser.add_argument(
         "--duration",
         type=_at_least(MIN_DURATION_S, float),
         default=defaults.duration_s,
         metavar="S",
         help=f"length of the traffic script in seconds (default {defaults.duration_s:g}; "
-        "start-up adds about 15)",
+        "start-up adds about 10)",
     )
     parser.add_argument(
         "--requests",
@@ -62,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"most requests in flight at once (default {defaults.max_in_flight})",
     )
     parser.add_argument(
+        "--manifests",
+        type=Path,
+        default=REPO_EXAMPLE,
+        metavar="DIR",
+        help="ModelDeployments and RoutingPolicy to apply (default: examples/00-demo)",
+    )
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--keep-running",
         action="store_true",
         help="stay up after the summary and print URLs to try (Ctrl-C stops)",
@@ -77,14 +93,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PATH",
         help="also write a self-contained HTML report (charts; works offline) to PATH",
     )
-    parser.add_argument(
-        "--manifests",
-        type=Path,
-        default=REPO_EXAMPLE,
-        metavar="DIR",
-        help="ModelDeployments and RoutingPolicy to apply (default: examples/00-demo)",
-    )
-    parser.set_defaults(handler=run)
 
 
 def _at_least(low: float, kind: type[int] | type[float]) -> Any:

@@ -16,9 +16,9 @@ phase, each scale event, a status line every few seconds) for logs, pipes and CI
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -27,6 +27,7 @@ from rich.text import Text
 
 from tierwise.demo.observe import ScaleEvent, Snapshot
 from tierwise.demo.script import PhasePlan
+from tierwise.demo.summary import PolicyView
 from tierwise.demo.text import money, ms
 from tierwise.demo.traffic import Outcome
 from tierwise.sim.driver import percentile
@@ -73,6 +74,15 @@ def tiers_now(
     ]
 
 
+def policy_line(status: Mapping[str, Any]) -> str:
+    """The RoutingPolicy's status in a line (``kubectl get rp`` and the Ready reason)."""
+    view = PolicyView.from_status("", status)
+    return (
+        f"policy Ready={view.ready} ({view.reason or '-'}), tiers {view.ready_tiers or '-'}, "
+        f"routers {view.ready_routers or '-'}, table {view.table_version or '-'}"
+    )
+
+
 def event_line(event: ScaleEvent) -> str:
     return (
         f"[{event.time_s:5.1f}s] {event.model_deployment} {event.from_replicas} -> "
@@ -98,6 +108,7 @@ class PlainView:
     def __init__(self, out: IO[str], tiers: Sequence[str]) -> None:
         self.out, self.tiers = out, list(tiers)
         self._next_status = STATUS_EVERY_S
+        self._policy = ""
 
     def _print(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -116,6 +127,10 @@ class PlainView:
     ) -> None:
         for event in events:
             self._print(event_line(event))
+        policy = policy_line(snapshot.policy)
+        if policy != self._policy:
+            self._policy = policy
+            self._print(f"[{snapshot.time_s:5.1f}s] {policy}")
         if snapshot.time_s < self._next_status:
             return
         self._next_status = snapshot.time_s + STATUS_EVERY_S
@@ -181,6 +196,7 @@ class RichView:
         if self.plan is not None:
             title += f"  phase [bold]{self.plan.phase}[/]: {self.plan.title}"
         saved = 1 - router.cost / router.baseline if router.baseline else 0.0
+        policy = snapshot.policy
         tiers = Table(title="tiers (simulated engines)", title_justify="left", expand=False)
         for header in ("tier", "req/s", "p50", "p95", "cache hit", "cost so far"):
             tiers.add_column(header, justify="left" if header == "tier" else "right")
@@ -203,6 +219,7 @@ class RichView:
             )
         return Group(
             Text.from_markup(title),
+            Text(policy_line(policy)),
             tiers,
             Text(
                 f"cost so far {money(router.cost)} vs {money(router.baseline)} if all went to "

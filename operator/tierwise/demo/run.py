@@ -56,7 +56,6 @@ from tierwise.demo.script import build_script
 from tierwise.demo.session import Played, Session, SessionOptions
 from tierwise.demo.stages import (
     Running,
-    engine_args,
     operator_args,
     policy_status,
     wait_router,
@@ -155,19 +154,35 @@ def run_demo(
 def _start(
     stack: contextlib.ExitStack, options: DemoOptions, manifests: Manifests, view: View
 ) -> Running:
-    emit = view.stage
+    """Cluster, operator, frontier stand-in and manifests, until the operator says Ready."""
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tierwise-demo-")))
     frontier = stack.enter_context(
         frontier_stand_in(
             manifests, profile=options.frontier_profile, seed=options.seed, log=workdir / "f.log"
         )
     )
+    run = _start_cluster(stack, options, manifests, workdir, view.stage)
+    if frontier is not None:
+        run.frontier_url = frontier.url
+        view.stage(
+            f"      frontier tier: external API stand-in (simulator, {options.frontier_profile}"
+            f" profile) at {frontier.url}/v1; its API key is a Secret, never shown"
+        )
+    _apply_and_wait(run, options, view.stage)
+    return run
+
+
+def _start_cluster(
+    stack: contextlib.ExitStack,
+    options: DemoOptions,
+    manifests: Manifests,
+    workdir: Path,
+    emit: Callable[[str], None],
+) -> Running:
     sims = {n: options.engines.get(n, options.default_engine) for n in manifests.names}
     backend = SimWorkloadBackend(
         {n: s.profile for n, s in sims.items()},
-        engine_args=engine_args(
-            manifests.names, {n: ["--max-running", str(s.max_running)] for n, s in sims.items()}, []
-        ),
+        engine_args={n: ["--max-running", str(s.max_running)] for n, s in sims.items()},
     )
     cluster = stack.enter_context(
         EmulatedCluster(workloads=backend, namespaces=(options.namespace,), max_termination_grace=2)
@@ -191,29 +206,27 @@ def _start(
         f"RoutingPolicies in namespace {options.namespace}; its autoscaler reads the engines' "
         "and the router's /metrics"
     )
-    if frontier is not None:
-        run.frontier_url = frontier.url
-        emit(
-            f"      frontier tier: external API stand-in (simulator, {options.frontier_profile}"
-            f" profile) at {frontier.url}/v1; its API key is a Secret, never shown"
-        )
-    create_secrets(api, options.namespace, manifests.externals())
-    apply_manifests(api, options.namespace, manifests, frontier.url if frontier else None)
+    return run
+
+
+def _apply_and_wait(run: Running, options: DemoOptions, emit: Callable[[str], None]) -> None:
+    manifests = run.manifests
+    create_secrets(run.api, options.namespace, manifests.externals())
+    apply_manifests(run.api, options.namespace, manifests, run.frontier_url or None)
     emit(
         f"[3/6] applied {options.manifests.name}: {', '.join(manifests.names)} and "
         f"RoutingPolicy {manifests.policy_name}; waiting for the operator"
     )
     wait_settled(run, timeout_s=options.ready_timeout_s, emit=emit)
     router = service_name(f"{manifests.policy_name}-router")
-    run.router_url = cluster.service_url(options.namespace, router)
+    run.router_url = run.cluster.service_url(options.namespace, router)
     wait_router(run, _status)
     emit(
         f"[4/6] the router the operator deployed ({', '.join(run.router_pods())}) answers "
         f"through Service {router} at {run.router_url}"
     )
-    for line in format_deployments(read_rows(api, options.namespace, manifests)):
+    for line in format_deployments(read_rows(run.api, options.namespace, manifests)):
         emit("      " + line)
-    return run
 
 
 def _summary(run: Running, played: Played, *, total_s: float) -> DemoSummary:

@@ -11,7 +11,7 @@ document. :mod:`tierwise.demo.run` strings these together.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -142,10 +142,3 @@ def wait_router(run: Running, get: Callable[[str], int], timeout_s: float = 30.0
         if time.monotonic() > deadline:
             raise DemoError(f"the router at {run.router_url} is not ready:\n{run.logs()}")
         time.sleep(0.1)
-
-
-def engine_args(
-    names: Sequence[str], engines: Mapping[str, Sequence[str]], default: Sequence[str]
-) -> dict[str, list[str]]:
-    """Simulator flags per ModelDeployment (those not listed get ``default``)."""
-    return {name: list(engines.get(name, default)) for name in names}
