@@ -78,6 +78,8 @@ class Player:
             for plan in self.script.phases:
                 await self.hooks.before_phase(plan.phase)
                 start = self.clock()
+                if self.phases:  # a phase lasts until the next begins (the quiet may stretch)
+                    self.phases[-1] = replace(self.phases[-1], end_s=start)
                 self.hooks.on_phase(plan, start)
                 items = self._items(plan)
                 for session in _sessions(items):

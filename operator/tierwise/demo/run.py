@@ -30,15 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tierwise.api.crds import build_crds
 from tierwise.demo.children import ChildProcess, frontier_stand_in
@@ -139,7 +140,7 @@ def run_demo(
             f"{options.requests} requests over {script.length_s:.0f}s (seed {options.seed})"
         )
         session = SessionOptions(options.zero_wait_s, options.sample_s, options.max_in_flight)
-        played = asyncio.run(Session(run, script, session, view).play())
+        played = asyncio.run(_interruptible(Session(run, script, session, view).play()))
         view.stop()
         summary = _summary(run, played, total_s=time.monotonic() - began)
         emit(f"[6/6] done after {summary.total_s:.0f}s; summary below (latencies, costs simulated)")
@@ -227,6 +228,39 @@ def _apply_and_wait(run: Running, options: DemoOptions, emit: Callable[[str], No
     )
     for line in format_deployments(read_rows(run.api, options.namespace, manifests)):
         emit("      " + line)
+
+
+async def _interruptible(play: Coroutine[Any, Any, Played]) -> Played:
+    """``play``, cancelled cleanly on SIGINT or SIGTERM, then KeyboardInterrupt.
+
+    The CLI's handlers raise KeyboardInterrupt wherever the main thread is; inside the
+    event loop that can land in any task and leave it unretrieved. Here the loop's own
+    handlers cancel the traffic instead (its tasks and sessions close in order), and the
+    CLI's handlers come back afterwards.
+    """
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    caught: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def cancel(sig: int) -> None:
+        caught.append(sig)
+        main.cancel()
+
+    for sig in previous:
+        loop.add_signal_handler(sig, cancel, sig)
+    try:
+        return await play
+    except asyncio.CancelledError:
+        if caught:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _summary(run: Running, played: Played, *, total_s: float) -> DemoSummary:
