@@ -50,7 +50,7 @@ def _traffic_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.duration_s,
         metavar="S",
         help=f"length of the traffic script in seconds (default {defaults.duration_s:g}; "
-        "start-up adds about 10)",
+        "start-up adds 5-10)",
     )
     parser.add_argument(
         "--requests",
