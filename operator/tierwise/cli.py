@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 # (subcommand, module holding ``register``): order is the order ``--help`` shows.
 _COMMANDS: tuple[tuple[str, str], ...] = (
-    ("demo", "tierwise.local.demo_cli"),
+    ("demo", "tierwise.demo.cli"),
     ("validate", "tierwise.manifests.validate_cli"),
     ("crds", "tierwise.api.crds_cli"),
     ("render", "tierwise.manifests.cli"),

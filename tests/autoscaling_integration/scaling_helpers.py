@@ -7,8 +7,6 @@ from typing import Any
 
 import kubernetes.client
 
-from tierwise.local.endpoints import read_endpoints
-
 NS = "models"
 GVP = ("tierwise.dev", "v1alpha1", NS, "modeldeployments")
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -49,7 +47,22 @@ def status(api: kubernetes.client.ApiClient, name: str) -> dict[str, Any]:
 
 
 def ready_urls(api: kubernetes.client.ApiClient, name: str) -> list[str]:
-    return read_endpoints(api, NS, [name]).get(name, [])
+    """The ready endpoints of the ModelDeployment's Service, as the router discovers them
+    (its EndpointSlices; terminating and unready endpoints left out)."""
+    discovery = kubernetes.client.DiscoveryV1Api(api)
+    slices = discovery.list_namespaced_endpoint_slice(
+        NS, label_selector=f"tierwise.dev/model-deployment={name}"
+    )
+    urls = {
+        f"http://{address}:{port.port}"
+        for piece in slices.items
+        for port in piece.ports or []
+        if port.name == "http"
+        for endpoint in piece.endpoints or []
+        if (endpoint.conditions is None or endpoint.conditions.ready is not False)
+        for address in endpoint.addresses
+    }
+    return sorted(urls)
 
 
 def event_reasons(api: kubernetes.client.ApiClient, name: str) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ import kmock
 import yaml
 from kmock import Response  # type: ignore[attr-defined]  # not in __all__
 
-from tierwise.local import errors, patching
+from tierwise.local import errors, patching, tables
 from tierwise.local.resources import (
     BUILTIN_RESOURCES,
     CRD_RESOURCE,
@@ -93,6 +93,35 @@ def _body(request: kmock.Request) -> Any:
         return yaml.safe_load(request.text)
     except yaml.YAMLError as e:
         raise errors.bad_request(f"cannot parse the request body: {e}") from e
+
+
+def _table_version(request: kmock.Request) -> str | None:
+    """The ``meta.k8s.io`` Table version the client accepts first (kubectl get), or None."""
+    for key, value in request.headers.items():
+        if key.lower() == "accept":
+            return tables.table_version(str(value))
+    return None
+
+
+def _table(
+    spec: ResourceSpec,
+    request: kmock.Request,
+    objects: list[Any],
+    version: str,
+    resource_version: str | None,
+) -> dict[str, Any]:
+    try:
+        include = tables.include_object(request.params.get("includeObject"))
+    except ValueError as e:
+        raise errors.bad_request(str(e)) from e
+    columns = (
+        tables.printer_columns(spec.printer_columns)
+        if spec.custom
+        else tables.builtin_columns(spec.kind)
+    )
+    return tables.to_table(
+        columns, objects, version=version, include=include, resource_version=resource_version
+    )
 
 
 def _dry_run(request: kmock.Request) -> bool:
@@ -241,6 +270,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         obj = self.store.get(spec.resource, request.namespace, name, shared=True)
         if request.subresource == "scale" and spec.scale is not None:
             return scale_view(obj, spec.scale)
+        if request.subresource is None and (table := _table_version(request)) is not None:
+            return _table(spec, request, [obj], table, obj["metadata"].get("resourceVersion"))
         return obj  # the stored dict, only serialised
 
     def _list(self, spec: ResourceSpec, request: kmock.Request) -> Any:
@@ -252,6 +283,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             shared=True,
             label=required_label(request.params.get("labelSelector")),
         )
+        if (table := _table_version(request)) is not None:
+            return _table(spec, request, items, table, str(version))
         return {
             "apiVersion": spec.api_version,
             "kind": f"{spec.kind}List",

@@ -42,6 +42,8 @@ class ResourceSpec:
     scale: ScaleSpec | None = None
     custom: bool = False  # defined by a CRD: no strategic-merge patches
     singular: str = field(default="")
+    printer_columns: tuple[Mapping[str, Any], ...] = ()
+    """A CRD version's ``additionalPrinterColumns`` (server-side printing, :mod:`.tables`)."""
 
     @property
     def resource(self) -> kmock.resource:
@@ -181,6 +183,9 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
         if not version.get("served", True):
             continue
         subresources = version.get("subresources") or spec.get("subresources") or {}
+        columns = version.get("additionalPrinterColumns") or spec.get(
+            "additionalPrinterColumns"
+        )
         result.append(
             ResourceSpec(
                 group=str(group),
@@ -194,6 +199,7 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
                 status="status" in subresources,
                 scale=_scale_from_crd(subresources),
                 custom=True,
+                printer_columns=tuple(dict(c) for c in columns or ()),
             )
         )
     return result

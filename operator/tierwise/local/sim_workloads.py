@@ -12,7 +12,9 @@ router's end-to-end tests and anyone who wants a cluster that really answers Ope
 requests use it.
 
 The latency profile is not in the pod: the caller maps ModelDeployment names to a
-simulator profile (``{"small-llm": "small"}``); others get ``default_profile``. Pods whose
+simulator profile (``{"small-llm": "small"}``); others get ``default_profile``. Likewise
+``engine_args`` adds simulator flags per ModelDeployment (``{"small-llm": ["--max-running",
+"2"]}``: fewer batch slots, so a laptop-sized burst builds a queue the autoscaler sees). Pods whose
 container runs Tierwise's own entry point (``command: [tierwise, ...]``, the router) run as
 real ``tierwise`` processes through :class:`~tierwise.local.kubelet.TierwisePodBackend`
 (unless ``tierwise_pods=False``); anything else gets instant fake pods, as with
@@ -48,6 +50,8 @@ class SimPodSpec:
     profile: Profile
     model_deployment: str
     seed: int = 0
+    extra_args: tuple[str, ...] = ()
+    """More ``tierwise sim engine`` flags (``--max-running 2``)."""
 
 
 def _container(template: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -83,7 +87,11 @@ def flag_value(argv: Sequence[str], flag: str) -> str | None:
 
 
 def sim_pod_spec(
-    pod: PodInfo, profiles: Mapping[str, str], *, default_profile: str = Profile.MID
+    pod: PodInfo,
+    profiles: Mapping[str, str],
+    *,
+    default_profile: str = Profile.MID,
+    engine_args: Mapping[str, Sequence[str]] | None = None,
 ) -> SimPodSpec | None:
     """The simulator for ``pod``, or None when it is not an engine pod (pure)."""
     labels = (pod.template.get("metadata") or {}).get("labels") or {}
@@ -101,6 +109,7 @@ def sim_pod_spec(
         profile=profile,
         model_deployment=owner,
         seed=seed,
+        extra_args=tuple((engine_args or {}).get(owner, ())),
     )
 
 
@@ -110,7 +119,7 @@ def sim_command(spec: SimPodSpec, port: int, *, host: str = "127.0.0.1") -> list
         sys.executable, "-m", "tierwise.sim", "engine",
         "--engine", spec.engine.value, "--model", spec.model,
         "--profile", spec.profile.value, "--seed", str(spec.seed),
-        "--host", host, "--port", str(port),
+        "--host", host, "--port", str(port), *spec.extra_args,
     ]  # fmt: skip
 
 
@@ -125,8 +134,10 @@ class SimWorkloadBackend:
         host: str = "127.0.0.1",
         stop_timeout: float = 5.0,
         tierwise_pods: bool = True,
+        engine_args: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.profiles = dict(profiles or {})
+        self.engine_args = {name: tuple(args) for name, args in (engine_args or {}).items()}
         self.default_profile = Profile(default_profile)
         for profile in self.profiles.values():
             Profile(profile)  # fail at construction, not inside the controller loop
@@ -148,7 +159,9 @@ class SimWorkloadBackend:
         return self.tierwise if self.tierwise is not None else self.fakes
 
     def spec_for(self, pod: PodInfo) -> SimPodSpec | None:
-        return sim_pod_spec(pod, self.profiles, default_profile=self.default_profile)
+        return sim_pod_spec(
+            pod, self.profiles, default_profile=self.default_profile, engine_args=self.engine_args
+        )
 
     def _command(self, pod: PodInfo, port: int) -> list[str]:
         spec = self.specs[(pod.namespace, pod.name)]

@@ -162,6 +162,21 @@ def _condition(
     }
 
 
+def _conditions(
+    wanted: Mapping[str, bool], previous: list[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Pod conditions with ``lastTransitionTime`` kept until the status flips (the
+    autoscaler measures a replica's cold start from creation to its Ready transition)."""
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for kind, value in wanted.items():
+        status = str(value)
+        old = before.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == status else None
+        out.append({"type": kind, "status": status, "lastTransitionTime": since or now_rfc3339()})
+    return out
+
+
 def pod_status(
     state: PodState, endpoint: PodEndpoint, template: Mapping[str, Any], previous: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -178,11 +193,10 @@ def pod_status(
         "podIPs": [{"ip": endpoint.ip}],
         "hostIP": "127.0.0.1",
         "startTime": started,
-        "conditions": [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Ready", "status": str(ready)},
-            {"type": "ContainersReady", "status": str(ready)},
-        ],
+        "conditions": _conditions(
+            {"PodScheduled": True, "Ready": ready, "ContainersReady": ready},
+            previous.get("conditions") or [],
+        ),
         "containerStatuses": [
             {
                 "name": c.get("name", "main"),

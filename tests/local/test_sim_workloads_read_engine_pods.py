@@ -115,3 +115,13 @@ def test_unknown_profile_is_refused_up_front() -> None:
 
     with pytest.raises(ValueError, match="huge"):
         SimWorkloadBackend({"a": "huge"})
+
+
+def test_engine_args_reach_the_simulator_of_that_model_deployment_only() -> None:
+    args = {"small-llm": ["--max-running", "2"]}
+    small = sim_pod_spec(rendered_pod("small-llm", "vllm"), {}, engine_args=args)
+    mid = sim_pod_spec(rendered_pod("mid-llm", "vllm"), {}, engine_args=args)
+    assert small is not None
+    assert mid is not None
+    assert flag_value(sim_command(small, 1), "--max-running") == "2"
+    assert flag_value(sim_command(mid, 1), "--max-running") is None

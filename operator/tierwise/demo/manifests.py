@@ -3,10 +3,11 @@
 Why it exists: the demo applies a user's manifests as a user would, so they are read and
 validated with the same code as ``tierwise validate`` (an invalid file stops the demo with
 the field and the fix, before anything starts). Two things are adapted for the local
-run, and only in the copies handed to the router: every external backend is pointed at
-the local frontier stand-in, and each referenced API-key Secret gets a random value,
-created in the cluster and written as a mounted-Secret file (never printed).
-:func:`read_rows` reads back what the operator reports in each ModelDeployment's status.
+run: every external backend's ``baseURL`` is pointed at the local frontier stand-in in
+the RoutingPolicy that is applied, and each referenced API-key Secret is created with a
+random value (never printed), which the router receives as a mounted Secret file like in
+a cluster. :func:`read_rows` reads back what the operator reports in each
+ModelDeployment's status, and the ready replicas its EndpointSlices list.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import kubernetes.client
 
 from tierwise.api.common import GROUP, VERSION
 from tierwise.api.documents import load_documents
-from tierwise.local.demo_report import DeploymentRow, tier_of_deployments
+from tierwise.demo.summary import DeploymentRow, tier_of_deployments
+from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
 
 
 class DemoError(Exception):
@@ -40,6 +42,25 @@ class Manifests:
     @property
     def names(self) -> list[str]:
         return [d["metadata"]["name"] for d in self.deployments]
+
+    @property
+    def policy_name(self) -> str:
+        return str(self.policy["metadata"]["name"])
+
+    def engines(self) -> dict[str, str]:
+        """ModelDeployment name -> engine (``vllm``, ``sglang``)."""
+        return {d["metadata"]["name"]: d["spec"]["engine"]["name"] for d in self.deployments}
+
+    def bounds(self, name: str) -> tuple[int, int]:
+        """``replicas.min`` and ``max`` of a ModelDeployment (the API's defaults: 1, 1)."""
+        body = next(d for d in self.deployments if d["metadata"]["name"] == name)
+        replicas = body["spec"].get("replicas") or {}
+        return int(replicas.get("min", 1)), int(replicas.get("max", 1))
+
+    def to_zero(self) -> list[str]:
+        """ModelDeployments a tier uses that may scale to zero (``replicas.min: 0``)."""
+        used = {n for names in self.tiers.values() for n in names}
+        return [n for n in self.names if n in used and self.bounds(n)[0] == 0]
 
     @property
     def tiers(self) -> dict[str, list[str]]:
@@ -90,21 +111,16 @@ def effective_policy(manifests: Manifests, frontier_url: str | None) -> dict[str
     return policy
 
 
-def write_secrets(
-    api: kubernetes.client.ApiClient,
-    namespace: str,
-    externals: Sequence[Mapping[str, Any]],
-    folder: Path,
+def create_secrets(
+    api: kubernetes.client.ApiClient, namespace: str, externals: Sequence[Mapping[str, Any]]
 ) -> None:
-    """A random key per referenced Secret: created in the cluster and 'mounted' as a file."""
+    """A random key per referenced Secret, created in the cluster (never printed)."""
     core = kubernetes.client.CoreV1Api(api)
-    for ref in {(e["apiKeySecretRef"]["name"], e["apiKeySecretRef"]["key"]) for e in externals}:
-        name, key = ref
-        value = "sk-demo-" + secrets.token_urlsafe(24)
-        path = folder / name / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(value)
+    keys: dict[str, dict[str, str]] = {}
+    for e in externals:
+        ref = e["apiKeySecretRef"]
+        keys.setdefault(ref["name"], {})[ref["key"]] = "sk-demo-" + secrets.token_urlsafe(24)
+    for name, data in keys.items():
         core.create_namespaced_secret(
             namespace,
             kubernetes.client.V1Secret(
@@ -112,27 +128,49 @@ def write_secrets(
                     name=name, labels={"app.kubernetes.io/part-of": "tierwise-demo"}
                 ),
                 type="Opaque",
-                data={key: base64.b64encode(value.encode()).decode()},
+                data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
             ),
         )
 
 
-def apply_manifests(api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests) -> None:
+def apply_manifests(
+    api: kubernetes.client.ApiClient,
+    namespace: str,
+    manifests: Manifests,
+    frontier_url: str | None,
+) -> None:
+    """Create the ModelDeployments, then the RoutingPolicy (externals at the stand-in)."""
     custom = kubernetes.client.CustomObjectsApi(api)
     for body in manifests.deployments:
         custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "modeldeployments", copy.deepcopy(body)
         )
     custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "routingpolicies", copy.deepcopy(manifests.policy)
+        GROUP, VERSION, namespace, "routingpolicies", effective_policy(manifests, frontier_url)
+    )
+
+
+def ready_endpoints(api: kubernetes.client.ApiClient, namespace: str, name: str) -> list[str]:
+    """The ready replicas of a ModelDeployment's Service, from its EndpointSlices (what
+    the router discovers): ``http://ADDRESS:PORT`` of each endpoint not marked unready."""
+    slices = kubernetes.client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"{MODEL_DEPLOYMENT_LABEL}={label_value(name)}"
+    )
+    return sorted(
+        {
+            f"http://{address}:{port.port}"
+            for piece in slices.items
+            for port in piece.ports or []
+            if port.name == "http"
+            for endpoint in piece.endpoints or []
+            if endpoint.conditions is None or endpoint.conditions.ready is not False
+            for address in endpoint.addresses
+        }
     )
 
 
 def read_rows(
-    api: kubernetes.client.ApiClient,
-    namespace: str,
-    manifests: Manifests,
-    endpoints: Mapping[str, Sequence[str]] | None = None,
+    api: kubernetes.client.ApiClient, namespace: str, manifests: Manifests
 ) -> list[DeploymentRow]:
     """One row per ModelDeployment from its status (what ``kubectl get md`` shows)."""
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -157,7 +195,9 @@ def read_rows(
                 desired=int(status.get("desiredReplicas") or 0),
                 phase=status.get("phase") or "-",
                 tier=tiers.get(name, ""),
-                endpoints=tuple((endpoints or {}).get(name, ())),
+                endpoints=tuple(ready_endpoints(api, namespace, name)),
+                min_replicas=manifests.bounds(name)[0],
+                max_replicas=manifests.bounds(name)[1],
             )
         )
     return rows

@@ -15,9 +15,9 @@ import pytest
 
 from tierwise.api.model_deployment import ModelDeployment
 from tierwise.local.cluster import EmulatedCluster
-from tierwise.local.endpoints import read_endpoints
 from tierwise.local.sim_workloads import SimWorkloadBackend
 from tierwise.local.testing import deployment, wait_for
+from tierwise.local.workloads import PORT_ANNOTATION
 from tierwise.manifests.render import render_model_deployment
 
 NS = "default"
@@ -57,6 +57,20 @@ def get_text(url: str) -> str:
         return text
 
 
+def read_endpoints(api: kubernetes.client.ApiClient, names: list[str]) -> dict[str, list[str]]:
+    """Local URLs of each Deployment's Ready pods that are not being deleted, sorted."""
+    out: dict[str, list[str]] = {name: [] for name in names}
+    for pod in kubernetes.client.CoreV1Api(api).list_namespaced_pod(NS).items:
+        labels = pod.metadata.labels or {}
+        owner = labels.get("tierwise.dev/model-deployment") or labels.get("app")
+        ready = any(c.type == "Ready" and c.status == "True"
+                    for c in (pod.status.conditions or []))
+        port = (pod.metadata.annotations or {}).get(PORT_ANNOTATION)
+        if owner in out and ready and port and pod.metadata.deletion_timestamp is None:
+            out[owner].append(f"http://{pod.status.pod_ip}:{port}")
+    return {name: sorted(urls) for name, urls in out.items()}
+
+
 def ready_replicas(apps: kubernetes.client.AppsV1Api, name: str) -> int:
     status = apps.read_namespaced_deployment_status(name, NS).status
     return int(status.ready_replicas or 0) if status is not None else 0
@@ -73,7 +87,7 @@ def test_engine_pods_serve_and_endpoints_follow_scale(
         wait_for(lambda n=name, c=count: ready_replicas(apps, n) == c, timeout=20,
                  message=f"{name} ready")
 
-    endpoints = read_endpoints(api, NS, names=["small-llm", "mid-llm", "web"])
+    endpoints = read_endpoints(api, ["small-llm", "mid-llm", "web"])
     assert len(endpoints["small-llm"]) == 2
     assert len(endpoints["mid-llm"]) == 1
     assert endpoints["web"] == []
@@ -97,7 +111,7 @@ def test_engine_pods_serve_and_endpoints_follow_scale(
     core.delete_namespaced_pod(victim.metadata.name, NS)
 
     def replaced() -> list[str] | None:
-        urls = read_endpoints(api, NS)["small-llm"]
+        urls = read_endpoints(api, ["small-llm"])["small-llm"]
         return urls if len(urls) == 2 and gone not in urls else None
 
     now = wait_for(replaced, timeout=15, message="pod replaced")
