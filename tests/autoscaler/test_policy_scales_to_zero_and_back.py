@@ -68,3 +68,25 @@ def test_waiting_for_zero_is_reported() -> None:
     decision = decide(QUICK, bounds(0, 10), current=1, signals=reading(1), history=history, now=120)
     assert (decision.desired, decision.limit) == (1, Limit.SCALE_TO_ZERO_WAIT)
     assert "idle 120s" in decision.message
+
+
+def test_a_wake_is_not_undone_by_the_next_quiet_reading() -> None:
+    woken = decide(
+        spec(scaleDownWindow="60s"),
+        bounds(0, 10),
+        current=0,
+        signals=Signals(observed_at=5.0, demand=6.0),
+        history=History(),
+        now=5,
+    )
+    assert (woken.desired, woken.reason) == (2, Reason.ACTIVATION)
+    # next interval: the replicas are not ready yet, nothing is queued on them
+    after = decide(
+        spec(scaleDownWindow="60s"),
+        bounds(0, 10),
+        current=2,
+        signals=spread(2, at=10.0, waiting=0.0, kv_load=0.0),
+        history=woken.history,
+        now=10,
+    )
+    assert after.desired == 2  # the scale-down window holds the wake

@@ -110,7 +110,7 @@ def decide(
         return replace(out, apply=False)
     tunables = Tunables.of(spec, replicas, measured=signals.cold_start)
     if current == 0:
-        out = _from_zero(tunables, signals, summary, history.with_load(0.0, None))
+        out = _from_zero(tunables, signals, summary, history.with_load(0.0, None), now=now)
     else:
         out = _serving(tunables, current=current, signals=signals, history=history, now=now)
         out = replace(out, signals=summary)
@@ -145,7 +145,9 @@ def observe_traffic(history: History, signals: Signals, now: float) -> History:
     return replace(history, last_traffic_at=last, prompt_tokens=counters, started_at=started)
 
 
-def _from_zero(t: Tunables, signals: Signals, summary: Summary, history: History) -> Decision:
+def _from_zero(
+    t: Tunables, signals: Signals, summary: Summary, history: History, *, now: float
+) -> Decision:
     demand = signals.demand
     if t.min > 0:
         text = f"0 replicas is below replicas.min {t.min}"
@@ -162,6 +164,10 @@ def _from_zero(t: Tunables, signals: Signals, summary: Summary, history: History
     desired = min(wanted, t.up_step, t.max)
     limit = Limit.NONE if desired == wanted else _upper_limit(t, wanted)
     text = f"router holds {demand:g} requests at zero replicas: waking {desired}"
+    # The wake counts as a proposal: the scale-down window then holds it, so the next
+    # decision (the woken replica not ready yet, its queue still empty) cannot undo it.
+    keep_for = max(t.up_window, t.down_window)
+    history = history.record(Proposal(now, desired), keep_for=keep_for)
     return _decision(desired, 0, Reason.ACTIVATION, limit=limit, message=text, history=history)
 
 
