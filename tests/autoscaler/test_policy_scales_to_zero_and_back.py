@@ -71,22 +71,15 @@ def test_waiting_for_zero_is_reported() -> None:
 
 
 def test_a_wake_is_not_undone_by_the_next_quiet_reading() -> None:
-    woken = decide(
-        spec(scaleDownWindow="60s"),
-        bounds(0, 10),
-        current=0,
-        signals=Signals(observed_at=5.0, demand=6.0),
-        history=History(),
-        now=5,
-    )
+    settings, limits = spec(scaleDownWindow="60s"), bounds(0, 10)
+    history = History()
+    for t in range(0, 600, 15):  # parked for ten minutes: the history is old enough to act
+        idle = Signals(observed_at=float(t), demand=0.0)
+        history = decide(settings, limits, current=0, signals=idle, history=history, now=t).history
+    held = Signals(observed_at=605.0, demand=6.0)
+    woken = decide(settings, limits, current=0, signals=held, history=history, now=605)
     assert (woken.desired, woken.reason) == (2, Reason.ACTIVATION)
     # next interval: the replicas are not ready yet, nothing is queued on them
-    after = decide(
-        spec(scaleDownWindow="60s"),
-        bounds(0, 10),
-        current=2,
-        signals=spread(2, at=10.0, waiting=0.0, kv_load=0.0),
-        history=woken.history,
-        now=10,
-    )
+    quiet = spread(2, at=610.0, waiting=0.0, kv_load=0.0)
+    after = decide(settings, limits, current=2, signals=quiet, history=woken.history, now=610)
     assert after.desired == 2  # the scale-down window holds the wake
