@@ -39,9 +39,9 @@ from typing import Any
 
 import kubernetes.client
 import yaml
+
 from chart_support import NAMESPACE, chart_crds, find, render
 from rbac_model import Attributes, Grant, allowed, attributes, grants_for
-
 from tierwise.controller.autoscaling import AutoscalerSettings
 from tierwise.controller.cli import startup_priority
 from tierwise.controller.kube import load_config
@@ -286,14 +286,18 @@ class Scenario:
             self.core.create_namespaced_secret(
                 NS, {"metadata": {"name": name}, "stringData": data}
             )
-        self.core.create_namespaced_persistent_volume_claim(NS, {
-            "metadata": {"name": "weights"},
-            "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}},
-        })  # fmt: skip
+        claim = {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}}
+        self.core.create_namespaced_persistent_volume_claim(
+            NS, {"metadata": {"name": "weights"}, "spec": claim}
+        )
 
     def apply_workloads(self) -> None:
-        for plural, body in (("modeldeployments", CHAT), ("modeldeployments", WEIGHTS),
-                             ("routingpolicies", GATEWAY), ("routingpolicies", SIDECAR)):  # fmt: skip
+        for plural, body in (
+            ("modeldeployments", CHAT),
+            ("modeldeployments", WEIGHTS),
+            ("routingpolicies", GATEWAY),
+            ("routingpolicies", SIDECAR),
+        ):
             created = self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
             self.recording.applied_specs[(plural, body["metadata"]["name"])] = created["spec"]
         wait_for(lambda: self.ready("chat") == 1, timeout=60, message="chat has a ready replica")
@@ -343,7 +347,8 @@ class Scenario:
         wait_for(lambda: self.ready("chat") == 2, timeout=60, message="chat scaled up to 2")
         limits(1, 1)
         wait_for(lambda: self.replicas("chat") == 1, timeout=30, message="chat scaled down to 1")
-        pods = self.core.list_namespaced_pod(NS, label_selector="tierwise.dev/model-deployment=chat")
+        selector = "tierwise.dev/model-deployment=chat"
+        pods = self.core.list_namespaced_pod(NS, label_selector=selector)
         self.recording.deletion_costs_seen = any(
             "controller.kubernetes.io/pod-deletion-cost" in (p.metadata.annotations or {})
             for p in pods.items
@@ -371,8 +376,9 @@ class Scenario:
         self.recording.standby_writes_while_leader_lived = standby.writes
         leader.__exit__(None, None, None)
         before = standby.writes
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", "weights")
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, "routingpolicies", "sidecar")
+        delete = self.custom.delete_namespaced_custom_object
+        delete(GROUP, VERSION, NS, "modeldeployments", "weights")
+        delete(GROUP, VERSION, NS, "routingpolicies", "sidecar")
 
         def gone() -> bool:
             names = {o["metadata"]["name"] for o in self.custom.list_namespaced_custom_object(

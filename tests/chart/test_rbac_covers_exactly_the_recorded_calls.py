@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from chart_support import CHART, NAMESPACE, ci_values, render
 from operator_scenario import NS, Recording
 from rbac_model import (
@@ -33,7 +34,6 @@ from rbac_model import (
     rule_attributes,
     wildcards,
 )
-
 from tierwise.controller.resources import CHILD_RESOURCES, ROUTER_CHILD_RESOURCES
 
 SERVICE_ACCOUNT = f"{NAMESPACE}:tierwise-operator"
