@@ -63,6 +63,7 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                         "port": {"type": "string"},
                         "path": {"type": "string"},
                         "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                        "honorLabels": {"type": "boolean"},
                     },
                 },
             },
