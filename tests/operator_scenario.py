@@ -94,6 +94,8 @@ class Recording:
     webhook_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     held_request_answered: bool = False
     deletion_costs_seen: bool = False
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Whole objects at known states, as GitOps tools read them (tests/gitops)."""
     failures: list[str] = field(default_factory=list)
     """Steps that did not complete (a refused request stalls the operator): the run goes
     on, so the RBAC tests can still name what was refused."""
@@ -201,6 +203,17 @@ SIDECAR = _rp("sidecar", {
     "tiers": [{"name": "small", "backends": [{"modelDeployment": "chat"}]}],
     "router": {"mode": "sidecar"},
 })  # fmt: skip
+BROKEN = _md("broken", {
+    "model": {"uri": "hf://Qwen/Qwen2.5-0.5B"},
+    "engine": {"name": "vllm", "args": ["--port", "9000"]},
+})  # fmt: skip
+"""Admitted (the emulated API server calls no webhook), refused by the operator: a Stalled
+spec, as on a cluster installed without the validating webhook."""
+DANGLING = _rp("dangling", {
+    "tiers": [{"name": "only", "backends": [{"modelDeployment": "ghost"}]}],
+    "router": {"replicas": 1},
+})  # fmt: skip
+"""Names a ModelDeployment that does not exist: Degraded, waiting for it."""
 APP_POD = {
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {"name": "app", "namespace": NS,
@@ -297,6 +310,8 @@ class Scenario:
             ("modeldeployments", WEIGHTS),
             ("routingpolicies", GATEWAY),
             ("routingpolicies", SIDECAR),
+            ("modeldeployments", BROKEN),
+            ("routingpolicies", DANGLING),
         ):
             created = self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
             self.recording.applied_specs[(plural, body["metadata"]["name"])] = created["spec"]
@@ -305,6 +320,29 @@ class Scenario:
             lambda: self.status("routingpolicies", "gateway").get("routerReadyReplicas") == 1,
             timeout=60,
             message="the gateway's router is ready",
+        )
+        self.snapshot("modeldeployments", "chat", "md-ready")
+        self.snapshot("routingpolicies", "gateway", "rp-ready")
+        self.snapshot("modeldeployments", "broken", "md-invalid-spec", reason="InvalidSpec")
+        self.snapshot("routingpolicies", "dangling", "rp-missing-model-deployment",
+                      reason="MissingModelDeployment")  # fmt: skip
+
+    def snapshot(self, plural: str, name: str, label: str, *, reason: str | None = None) -> None:
+        """The whole object as a GitOps tool reads it, once its status says ``reason`` (any
+        status with conditions when None)."""
+
+        def settled() -> dict[str, Any] | None:
+            body = self.body(plural, name)
+            status = body.get("status") or {}
+            conditions = status.get("conditions") or []
+            if status.get("observedGeneration") != body["metadata"].get("generation"):
+                return None
+            if reason is None or any(c.get("reason") == reason for c in conditions):
+                return body if conditions else None
+            return None
+
+        self.recording.snapshots[label] = wait_for(
+            settled, timeout=30, message=f"{plural}/{name} with {reason or 'a status'}"
         )
 
     def review(self, handler: str, obj: dict[str, Any], resource: tuple[str, str, str]) -> None:
@@ -333,6 +371,8 @@ class Scenario:
             timeout=30,
             message="the sidecar policy reports the pod without its sidecar",
         )
+        self.snapshot("routingpolicies", "sidecar", "rp-sidecar-not-injected",
+                      reason="SidecarNotInjected")  # fmt: skip
 
     def autoscale(self) -> None:
         def limits(low: int, high: int) -> None:
@@ -356,6 +396,7 @@ class Scenario:
         limits(0, 1)
         wait_for(lambda: self.replicas("chat") == 0, timeout=30, message="chat scaled to zero")
         wait_for(lambda: self.ready("chat") == 0, timeout=30, message="no chat replica left")
+        self.snapshot("modeldeployments", "chat", "md-scaled-to-zero", reason="ScaledToZero")
         router = self.cluster.service_url(NS, "gateway-router")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             answer = pool.submit(_ask, router)
