@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from tierwise.local.testing import wait_for
 
 T = TypeVar("T")
 KUBECONFIG = os.environ.get("KUBECONFIG")
@@ -21,11 +22,5 @@ GROUP, VERSION = "tierwise.dev", "v1alpha1"
 
 
 def wait(check: Callable[[], T | None], timeout: float = 180, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(2)
+    """Poll a real cluster every 2 s (tierwise.local.testing.wait_for, slower)."""
+    return wait_for(check, timeout=timeout, interval=2.0, message=what)

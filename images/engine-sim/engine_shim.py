@@ -10,16 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-
-def flag(args: Sequence[str], name: str) -> str | None:
-    """The value of ``name`` (``--name V`` or ``--name=V``); the last one wins."""
-    value = None
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            value = args[index + 1]
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
+# The embedded cluster reads engine command lines the same way.
+from tierwise.local.sim_workloads import flag_value as flag
 
 
 def simulate(engine: str, args: Sequence[str], *, model: str | None, port: str) -> None:
