@@ -321,15 +321,15 @@ class Scenario:
             timeout=60,
             message="the gateway's router is ready",
         )
-        self.snapshot("modeldeployments", "chat", "md-ready")
-        self.snapshot("routingpolicies", "gateway", "rp-ready")
+        self.snapshot("modeldeployments", "chat", "md-ready", reason="AllReplicasReady")
+        self.snapshot("routingpolicies", "gateway", "rp-ready", reason="RouterReady")
         self.snapshot("modeldeployments", "broken", "md-invalid-spec", reason="InvalidSpec")
         self.snapshot("routingpolicies", "dangling", "rp-missing-model-deployment",
                       reason="MissingModelDeployment")  # fmt: skip
 
     def snapshot(self, plural: str, name: str, label: str, *, reason: str | None = None) -> None:
-        """The whole object as a GitOps tool reads it, once its status says ``reason`` (any
-        status with conditions when None)."""
+        """The whole object as a GitOps tool reads it, once its status for the current
+        generation says ``reason`` (any status with conditions when None)."""
 
         def settled() -> dict[str, Any] | None:
             body = self.body(plural, name)
