@@ -153,8 +153,11 @@ def test_a_scale_up_reaches_the_new_replica(api: Any, namespace: str, demo: dict
         {"spec": {"replicas": {"min": 2, "max": 2}}},
     )  # fmt: skip
     apps = client.AppsV1Api(api)
-    wait(lambda: (apps.read_namespaced_deployment("small-llm", namespace).status.ready_replicas
-                  or 0) == 2, timeout=300, what="two ready small-llm replicas")  # fmt: skip
+    def ready() -> int:
+        status = apps.read_namespaced_deployment("small-llm", namespace).status
+        return int((status.ready_replicas if status else 0) or 0)
+
+    wait(lambda: ready() == 2, timeout=300, what="two ready small-llm replicas")
     seen: set[str] = set()
 
     def both() -> bool:

@@ -42,6 +42,19 @@ import yaml
 
 from chart_support import NAMESPACE, chart_crds, find, render
 from rbac_model import Attributes, Grant, allowed, attributes, grants_for
+from scenario_objects import (
+    APP_POD,
+    BROKEN,
+    CHAT,
+    DANGLING,
+    GATEWAY,
+    GROUP,
+    NS,
+    SIDECAR,
+    VERSION,
+    WEIGHTS,
+    md,
+)
 from tierwise.controller.autoscaling import AutoscalerSettings
 from tierwise.controller.cli import startup_priority
 from tierwise.controller.kube import load_config
@@ -57,17 +70,6 @@ from tierwise.local.testing import wait_for
 OPERATOR_TOKEN = "tierwise-operator-service-account-token"
 ROUTER_TOKEN = "emulated"
 """The embedded cluster's own kubeconfig token, which router pods get."""
-NS = "apps"
-GROUP, VERSION = "tierwise.dev", "v1alpha1"
-FAST = {
-    "interval": "1s",
-    "scaleDownWindow": "2s",
-    "scaleToZeroAfter": "3s",
-    "targetQueueDepth": 3,
-    "metrics": {"staleAfter": "5s"},
-}
-
-
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -161,66 +163,6 @@ def _options(
         peering="tierwise",
         priority=startup_priority(),
     )
-
-
-def _md(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
-            "metadata": {"name": name, "namespace": NS}, "spec": spec}  # fmt: skip
-
-
-def _rp(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RoutingPolicy",
-            "metadata": {"name": name, "namespace": NS}, "spec": spec}  # fmt: skip
-
-
-CHAT = _md("chat", {
-    "model": {"uri": "hf://Qwen/Qwen2.5-0.5B", "servedName": "chat",
-              "tokenSecretRef": {"name": "hf-token", "key": "token"}},
-    "engine": {"name": "vllm"},
-    "replicas": {"min": 1, "max": 3},
-    "autoscaling": FAST,
-    "monitoring": {"podMonitor": True},
-})  # fmt: skip
-WEIGHTS = _md("weights", {
-    "model": {"uri": "pvc://weights/qwen"}, "engine": {"name": "sglang"},
-    "replicas": {"min": 1, "max": 1}, "autoscaling": {"enabled": False},
-    "monitoring": {"podMonitor": True},
-})  # fmt: skip
-GATEWAY = _rp("gateway", {
-    "models": ["auto"],
-    "tiers": [
-        {"name": "small", "backends": [{"modelDeployment": "chat"}]},
-        {"name": "frontier", "backends": [{"external": {
-            "baseURL": "http://frontier.invalid/v1", "model": "big",
-            "apiKeySecretRef": {"name": "frontier-key", "key": "api-key"}}}],
-         "price": {"inputPerMillionTokens": 2.0, "outputPerMillionTokens": 8.0}},
-    ],
-    "defaultTier": "small",
-    "fallback": {"overloadQueueDepth": 100000},
-    "router": {"replicas": 1},
-})  # fmt: skip
-SIDECAR = _rp("sidecar", {
-    "tiers": [{"name": "small", "backends": [{"modelDeployment": "chat"}]}],
-    "router": {"mode": "sidecar"},
-})  # fmt: skip
-BROKEN = _md("broken", {
-    "model": {"uri": "hf://Qwen/Qwen2.5-0.5B"},
-    "engine": {"name": "vllm", "args": ["--port", "9000"]},
-})  # fmt: skip
-"""Admitted (the emulated API server calls no webhook), refused by the operator: a Stalled
-spec, as on a cluster installed without the validating webhook."""
-DANGLING = _rp("dangling", {
-    "tiers": [{"name": "only", "backends": [{"modelDeployment": "ghost"}]}],
-    "router": {"replicas": 1},
-})  # fmt: skip
-"""Names a ModelDeployment that does not exist: Degraded, waiting for it."""
-APP_POD = {
-    "apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": "app", "namespace": NS,
-                 "labels": {"tierwise.dev/routing-policy": "sidecar"}},
-    "spec": {"serviceAccountName": "app",
-             "containers": [{"name": "app", "image": "example/app:1"}]},
-}  # fmt: skip
 
 
 class Scenario:
@@ -358,7 +300,7 @@ class Scenario:
         self.recording.webhook_answers[handler] = answer["response"]
 
     def webhooks(self) -> None:
-        bad = _md("bad", {**CHAT["spec"], "engine": {"name": "vllm", "args": ["--port", "1"]}})
+        bad = md("bad", {**CHAT["spec"], "engine": {"name": "vllm", "args": ["--port", "1"]}})
         self.review("validate-modeldeployment", bad, (GROUP, VERSION, "modeldeployments"))
         self.review("validate-routingpolicy", GATEWAY, (GROUP, VERSION, "routingpolicies"))
         self.review("inject-router", APP_POD, ("", "v1", "pods"))

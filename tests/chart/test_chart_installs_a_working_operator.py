@@ -101,7 +101,8 @@ def test_the_charts_operator_pod_reconciles_the_first_example(
     with cluster.api_client() as api:
         def operator_ready() -> bool:
             deployment = _deployment(api, NAMESPACE, "tierwise-operator")
-            return bool(deployment and (deployment.status.ready_replicas or 0) == 1)
+            status = deployment.status if deployment is not None else None
+            return bool(status and (status.ready_replicas or 0) == 1)
 
         wait_for(operator_ready, timeout=60, message="the chart's operator pod runs")
         wait_for(lambda: _get(f"http://127.0.0.1:{ports['health']}/healthz")[0] == 200,

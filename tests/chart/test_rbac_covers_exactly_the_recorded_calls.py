@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from chart_support import CHART, NAMESPACE, ci_values, render
-from operator_scenario import NS, Recording
+from operator_scenario import Recording
 from rbac_model import (
     Attributes,
     Grant,
@@ -34,6 +34,7 @@ from rbac_model import (
     rule_attributes,
     wildcards,
 )
+from scenario_objects import NS
 from tierwise.controller.resources import CHILD_RESOURCES, ROUTER_CHILD_RESOURCES
 
 SERVICE_ACCOUNT = f"{NAMESPACE}:tierwise-operator"
