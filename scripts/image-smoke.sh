@@ -48,7 +48,8 @@ DOCKERD_PID=""
 DOCKER=docker  # the client; start_dockerd picks the engine's own
 docker() { "$DOCKER" "$@"; }
 HOST_PIDS=()
-CONTAINERS=(tierwise-smoke-pyc tierwise-smoke-router tierwise-smoke-operator)
+CONTAINERS=(tierwise-smoke-pyc tierwise-smoke-router tierwise-smoke-operator
+            tierwise-smoke-vllm tierwise-smoke-sglang)
 
 # ---- cleanup: runs on every exit --------------------------------------------------------------
 dump_logs() {
@@ -76,7 +77,8 @@ cleanup() {
   set +e
   if [ "$rc" != 0 ]; then
     if [ -n "$DOCKERD_PID" ]; then
-      for name in tierwise-smoke-router tierwise-smoke-operator; do
+      for name in tierwise-smoke-router tierwise-smoke-operator tierwise-smoke-vllm \
+                  tierwise-smoke-sglang; do
         docker logs "$name" >"$WORK/logs/container-$name.log" 2>&1
       done
     fi
@@ -267,6 +269,29 @@ HOST_PIDS=("${HOST_PIDS[@]:0:${#HOST_PIDS[@]}-1}")  # reaped: its id may be reus
 [ "$(docker inspect --format '{{.State.Running}}' tierwise-smoke-operator)" = true ] ||
   fail "the operator container stopped"
 say "smoke: operator $(grep '^reconciled' "$WORK/logs/cluster.log" | cut -c1-60)..."
+
+say "smoke: the CPU-only engine stand-in (images/engine-sim, for e2e on kind)"
+SIM_IMAGE=tierwise-engine-sim:smoke
+DOCKER_BUILDKIT=1 docker build --network none --quiet --build-arg "TIERWISE_IMAGE=$IMAGE" \
+  -f images/engine-sim/Dockerfile -t "$SIM_IMAGE" images/engine-sim \
+  >"$WORK/logs/engine-sim-build.log" 2>&1 || fail "engine stand-in build"
+for engine in vllm sglang; do
+  port=$(free_port)
+  if [ "$engine" = vllm ]; then
+    command=(vllm serve /models/m --served-model-name "sim-$engine" --port "$port")
+  else
+    command=(python3 -m sglang.launch_server --model-path /models/m --served-model-name "sim-$engine"
+             --port "$port" --host 0.0.0.0 --tp-size 1)
+  fi
+  # engine pods have a writable root (the upstream images need one); the simulator only
+  # needs /tmp for the model folder it describes
+  docker run --detach --name "tierwise-smoke-$engine" "${RESTRICTED[@]}" \
+    --tmpfs /tmp:rw,mode=1777 "$SIM_IMAGE" "${command[@]}" >/dev/null
+  wait_http "http://127.0.0.1:$port/health" 60 "tierwise-smoke-$engine"
+  models=$(curl -fsS "http://127.0.0.1:$port/v1/models")
+  [[ "$models" == *"\"sim-$engine\""* ]] || fail "the $engine stand-in serves $models"
+done
+say "smoke: engine stand-in served both engines' command lines"
 
 if [ -n "${TIERWISE_IMAGE_SAVE:-}" ]; then
   docker save --output "$TIERWISE_IMAGE_SAVE" "$IMAGE"

@@ -27,3 +27,21 @@ def _closed_loop_for_sync_tests(request: pytest.FixtureRequest) -> Iterator[None
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+@pytest.fixture(scope="session")
+def operator_recording() -> object:
+    """The operator's representative run on the embedded cluster, cluster-wide, with every
+    API request recorded (tests/operator_scenario.py; about 15 s, once per session)."""
+    import operator_scenario
+
+    return operator_scenario.run()
+
+
+@pytest.fixture(scope="session")
+def namespaced_operator_recording() -> object:
+    """The same run with the chart's namespaced mode (charts/tierwise/ci/namespaced-values)."""
+    import operator_scenario
+    from chart_support import CHART, ci_values
+
+    return operator_scenario.run(ci_values(CHART / "ci" / "namespaced-values.yaml"))

@@ -98,6 +98,8 @@ def test_create_makes_owned_children_and_status_converges(
         "Ready": "True",
         "Progressing": "False",
         "Degraded": "False",
+        "Reconciling": "False",
+        "Stalled": "False",
     }
     meta = get(custom, "qwen")["metadata"]
     assert meta["finalizers"] == ["tierwise.dev/finalizer"]

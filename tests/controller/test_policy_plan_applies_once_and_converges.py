@@ -88,6 +88,8 @@ def test_status_reports_tiers_router_and_the_document_version() -> None:
         "Ready": "True",
         "Progressing": "False",
         "Degraded": "False",
+        "Reconciling": "False",
+        "Stalled": "False",
     }
 
 

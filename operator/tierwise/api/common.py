@@ -142,13 +142,17 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    RECONCILING = "Reconciling"
+    """kstatus: True while the operator still works toward the spec (GitOps tools wait)."""
+    STALLED = "Stalled"
+    """kstatus: True when the spec cannot be reached without a person (GitOps tools fail)."""
 
 
 class Condition(StatusModel):
     """The Kubernetes condition convention (metav1.Condition)."""
 
     type: str
-    """Ready, Progressing or Degraded."""
+    """Ready, Progressing or Degraded; Reconciling and Stalled for kstatus (Flux)."""
     status: ConditionStatus
     """True, False or Unknown."""
     reason: str

@@ -70,7 +70,7 @@ class ModelDeploymentStatus(StatusModel):
     last_scale_reason: str | None = None
     """Why replicas last changed (signal, value, limit)."""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
-    """Ready, Progressing, Degraded."""
+    """Ready, Progressing, Degraded; and Reconciling, Stalled (kstatus, for GitOps tools)."""
 
 
 class BackendStatus(StatusModel):
@@ -124,4 +124,4 @@ class RoutingPolicyStatus(StatusModel):
     """Base URL of the router's OpenAI-compatible API: the Service's in-cluster URL (gateway)
     or http://localhost:PORT/v1 inside each labelled pod (sidecar)."""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
-    """Ready, Progressing, Degraded."""
+    """Ready, Progressing, Degraded; and Reconciling, Stalled (kstatus, for GitOps tools)."""

@@ -10,18 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 from enum import StrEnum
 from typing import Any
 
 import kopf
 
+from tierwise.api.model_deployment import EngineName
 from tierwise.controller.autoscaling import AutoscalerSettings
 from tierwise.controller.kube import load_config
 from tierwise.controller.pods import PodAddress
 from tierwise.controller.runner import OperatorOptions, run_operator
 from tierwise.controller.webhooks import WebhookSettings
-from tierwise.manifests import RouterRenderSettings
+from tierwise.manifests import RenderSettings, RouterRenderSettings
 from tierwise.manifests.router_settings import default_router_image
+
+PRIORITY_CEILING = 2**62
+"""Above any start time in microseconds until the year 146,000; below int64's limit."""
 
 
 class LogFormat(StrEnum):
@@ -57,16 +62,53 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--log-format", choices=[f.value for f in LogFormat], default=LogFormat.TEXT.value
     )
-    parser.add_argument(
-        "--standalone",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run without kopf peering (default); --no-standalone coordinates replicas",
-    )
+    _peering_arguments(parser)
     _autoscaling_arguments(parser)
     _routing_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
+
+
+def _peering_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("replicas (kopf peering)")
+    group.add_argument(
+        "--standalone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run without kopf peering (default); --no-standalone uses kopf's peering "
+        "object named default when it exists",
+    )
+    group.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="coordinate replicas through the kopf peering object NAME (ClusterKopfPeering "
+        "cluster-wide; KopfPeering in each watched namespace): only the replica with the "
+        "highest priority works, the others wait; implies --no-standalone; the object must "
+        "exist (the Helm chart creates it)",
+    )
+    group.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="this replica's peering priority (default with --peering: the replica started "
+        "first has the highest, so a new replica waits until the old one is gone)",
+    )
+
+
+def startup_priority(now_ns: int | None = None) -> int:
+    """A peering priority that falls with the start time (microseconds): the replica that
+    started first outranks every later one, so a restarted or rolled-out replica never
+    takes over while the working one lives, and two replicas almost never tie (a tie
+    pauses both until one is gone)."""
+    started_us = (time.time_ns() if now_ns is None else now_ns) // 1000
+    return PRIORITY_CEILING - started_us
+
+
+def peering_options(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    if args.peering is None:
+        return None, args.priority
+    priority = args.priority if args.priority is not None else startup_priority()
+    return args.peering, priority
 
 
 def _autoscaling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +163,16 @@ def _routing_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: $TIERWISE_ROUTER_IMAGE, else $TIERWISE_IMAGE, else {default_router_image()})",
     )
     group.add_argument(
+        "--engine-image",
+        action="append",
+        default=_env_list("TIERWISE_ENGINE_IMAGES"),
+        type=engine_image,
+        metavar="ENGINE=IMAGE",
+        help="default image of an engine when a ModelDeployment names none, e.g. "
+        "vllm=vllm/vllm-openai:v0.10.2 (repeatable; default: $TIERWISE_ENGINE_IMAGES, "
+        "comma-separated, else the pinned images in docs/engines.md)",
+    )
+    group.add_argument(
         "--no-routing-policies", action="store_true", help="reconcile no RoutingPolicy"
     )
     group.add_argument(
@@ -168,6 +220,26 @@ def routing_settings(
     return router, webhook
 
 
+def _env_list(name: str) -> list[tuple[str, str]]:
+    raw = os.environ.get(name, "")
+    try:
+        return [engine_image(part.strip()) for part in raw.split(",") if part.strip()]
+    except argparse.ArgumentTypeError as error:
+        raise SystemExit(f"${name}: {error}") from None
+
+
+def engine_image(value: str) -> tuple[str, str]:
+    """``ENGINE=IMAGE`` as (engine, image); argparse reports the error."""
+    engine, sep, image = value.partition("=")
+    engines = [e.value for e in EngineName]
+    if not sep or engine not in engines or not image:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give ENGINE=IMAGE with ENGINE one of {', '.join(engines)}, e.g. "
+            "vllm=vllm/vllm-openai:v0.10.2"
+        )
+    return engine, image
+
+
 def dcgm_target(value: str) -> tuple[str | None, str]:
     """``NODE=URL`` or ``URL`` as (node or None, URL); argparse reports the ValueError."""
     node, sep, rest = value.partition("=")
@@ -202,6 +274,8 @@ def autoscaler_settings(args: argparse.Namespace) -> AutoscalerSettings | None:
 def options_from(args: argparse.Namespace) -> OperatorOptions:
     namespaces = () if args.all_namespaces else tuple(args.namespace)
     router, webhook = routing_settings(args)
+    peering, priority = peering_options(args)
+    images: list[tuple[str, str]] = args.engine_image
     return OperatorOptions(
         router=router,
         webhook=webhook,
@@ -210,6 +284,9 @@ def options_from(args: argparse.Namespace) -> OperatorOptions:
         liveness=args.liveness,
         metrics_port=args.metrics_port,
         standalone=args.standalone,
+        peering=peering,
+        priority=priority,
+        render=RenderSettings(engine_images=tuple(dict(images).items())),
         autoscaler=autoscaler_settings(args),
     )
 

@@ -3,7 +3,9 @@
 * An invalid spec (the plan's outcome ``invalid``) is permanent: the Degraded condition
   and an event already say what to fix, and retrying cannot help until the spec changes.
 * A dependency not there yet (``waiting``), a conflict, throttling or a server error
-  (409, 429, 5xx) and connection failures are temporary, retried after a delay.
+  (409, 429, 5xx), credentials the server no longer accepts (401: a token rotated while
+  the client was re-resolving it) and connection failures are temporary, retried after a
+  delay.
 * Any other API error (a 4xx the server will repeat, e.g. 422 on a bad object) is
   permanent: it is a bug or an admission policy, and a retry loop would only spam.
 """
@@ -20,7 +22,7 @@ from tierwise.controller.plan import Outcome, Plan
 
 RETRY_DELAY_S = 5.0
 THROTTLE_DELAY_S = 10.0
-_RETRIABLE = frozenset({409, 429, 500, 502, 503, 504})
+_RETRIABLE = frozenset({401, 409, 429, 500, 502, 503, 504})
 
 
 def raise_for_plan(plan: Plan) -> None:

@@ -49,7 +49,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 
 def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
-    """kopf logs in with the same resolution the operator's own client uses."""
+    """kopf logs in with the same resolution the operator's own client uses; kopf logs in
+    again when ``expiration`` passes or the server answers 401."""
     return kopf.ConnectionInfo(
         server=config.server,
         ca_path=config.ca_path,
@@ -59,7 +60,27 @@ def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
         certificate_path=config.cert_path,
         private_key_path=config.key_path,
         default_namespace=config.namespace,
+        expiration=config.expires_at,
     )
+
+
+class Login:
+    """kopf's login handler: the credentials resolved again on every login (kopf logs in at
+    start, when the last credentials expire, and after a 401), so a rotated service account
+    token or an exec plugin's new token is used. A failed resolution keeps the last one."""
+
+    def __init__(self, config: KubeConfig) -> None:
+        self.config = config
+        self.logins = 0
+
+    def __call__(self, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> Any:
+        self.logins += 1
+        if self.logins > 1:  # the first login uses what the operator started with
+            try:
+                self.config = self.config.refreshed()
+            except Exception as error:
+                logger.warning("re-resolving the API credentials failed: %r", error)
+        return connection_info(self.config)
 
 
 def _register_policies(registry: kopf.OperatorRegistry, policies: PolicyReconciler) -> None:
@@ -123,9 +144,7 @@ def build_registry(
         if webhooks:
             register_webhooks(registry, policies.kube, policies.render)
 
-    @on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return connection_info(config)
+    on.login(registry=registry, id="login")(Login(config))
 
     @on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:

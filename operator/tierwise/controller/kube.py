@@ -12,14 +12,13 @@ callback for the metrics), which is how tests prove that a second reconcile writ
 
 from __future__ import annotations
 
-import contextlib
-import os
+import asyncio
+import logging
 import secrets
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -28,28 +27,15 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
+from tierwise.controller.credentials import KubeConfig, load_config
 from tierwise.controller.resources import EVENT, Resource, resource_of
 
+log = logging.getLogger(__name__)
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
-IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 TOKEN_REFRESH_S = 60.0
 _EVENT_MESSAGE_LIMIT = 1024
-
-
-@dataclass(frozen=True)
-class KubeConfig:
-    """Where the API server is and how to authenticate to it."""
-
-    server: str
-    ca_path: str | None = None
-    insecure: bool = False
-    token: str | None = None
-    token_file: str | None = None
-    """Re-read periodically (in-cluster service account tokens rotate)."""
-    cert_path: str | None = None
-    key_path: str | None = None
-    namespace: str = "default"
+__all__ = ["ApiError", "KubeClient", "KubeConfig", "load_config"]
 
 
 class ApiError(Exception):
@@ -62,48 +48,6 @@ class ApiError(Exception):
         self.message = message
 
 
-def load_config(kubeconfig: str | None = None, *, context: str | None = None) -> KubeConfig:
-    """Resolve the API server: explicit file, ``KUBECONFIG``, ``~/.kube/config``, in-cluster."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
-
-    config: Any = kube_config  # untyped package; only its resolution is used
-    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
-    cfg = client.Configuration()
-    namespace = "default"
-    if kubeconfig or Path(path.split(os.pathsep)[0]).exists():
-        config.load_kube_config(
-            config_file=path, context=context, client_configuration=cfg, persist_config=False
-        )
-        _, active = config.list_kube_config_contexts(config_file=path)
-        namespace = (active.get("context") or {}).get("namespace") or namespace
-        token_file = None
-    else:
-        config.load_incluster_config(client_configuration=cfg)
-        namespace = _in_cluster_namespace()
-        token_file = IN_CLUSTER_TOKEN
-    token = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
-    return KubeConfig(
-        server=str(cfg.host).rstrip("/"),
-        ca_path=cfg.ssl_ca_cert or None,
-        insecure=not cfg.verify_ssl,
-        token=_strip_bearer(token) if token else None,
-        token_file=token_file,
-        cert_path=cfg.cert_file or None,
-        key_path=cfg.key_file or None,
-        namespace=namespace,
-    )
-
-
-def _in_cluster_namespace() -> str:
-    path = Path(IN_CLUSTER_TOKEN).with_name("namespace")
-    return path.read_text().strip() if path.exists() else "default"
-
-
-def _strip_bearer(token: str) -> str:
-    return token.split(" ", 1)[1] if token.lower().startswith("bearer ") else token
-
-
 def _ssl_context(cfg: KubeConfig) -> ssl.SSLContext | bool:
     if not cfg.server.startswith("https"):
         return True
@@ -113,6 +57,15 @@ def _ssl_context(cfg: KubeConfig) -> ssl.SSLContext | bool:
     if cfg.cert_path and cfg.key_path:
         context.load_cert_chain(cfg.cert_path, cfg.key_path)
     return context
+
+
+def _read_token(path: str) -> str | None:
+    """The token in ``path``; None on a read error (the last token is kept, and the server
+    says 401 if it expired). A few bytes once a minute: not worth a thread."""
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
 
 
 WriteHook = Callable[[str, str], None]
@@ -279,19 +232,26 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        token = self._current_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         return headers
 
-    def _current_token(self) -> str | None:
+    async def _fresh_credentials(self, *, rejected: bool = False) -> None:
+        """Re-read a rotated token file (every minute), or re-resolve expired credentials
+        (an exec plugin runs again); both at once after the server said 401 (``rejected``)."""
         path = self.config.token_file
-        if path and time.monotonic() - self._token_read_at > TOKEN_REFRESH_S:
-            # On a read error keep the last token; the server says 401 if it expired.
-            with contextlib.suppress(OSError):
-                self._token = Path(path).read_text().strip()
+        if path and (rejected or time.monotonic() - self._token_read_at > TOKEN_REFRESH_S):
+            self._token = _read_token(path) or self._token
             self._token_read_at = time.monotonic()
-        return self._token
+            return
+        if self.config.reload is None or not (rejected or self.config.expired()):
+            return
+        try:
+            fresh = await asyncio.to_thread(self.config.refreshed)
+        except Exception as error:  # a broken kubeconfig: keep the last credentials
+            log.warning("re-resolving the API credentials failed: %r", error)
+            return
+        self.config, self._token = fresh, fresh.token
 
     async def _request(
         self,
@@ -307,13 +267,20 @@ class KubeClient:
         data = orjson.dumps(body) if body is not None else None
         if data is not None and content_type is None:
             content_type = "application/json"
-        url = self.config.server + path
-        async with self._session.request(
-            method, url, params=params, data=data, headers=self._headers(content_type)
-        ) as response:
-            raw = await response.read()
-            parsed: Any = orjson.loads(raw) if raw else {}
-            if response.status >= 400:
-                message = parsed.get("message", "") if isinstance(parsed, dict) else str(raw[:200])
-                raise ApiError(response.status, response.reason or "", message)
-            return parsed if isinstance(parsed, dict) else {}
+        await self._fresh_credentials()
+        for attempt in (1, 2):
+            url = self.config.server + path
+            async with self._session.request(
+                method, url, params=params, data=data, headers=self._headers(content_type)
+            ) as response:
+                raw = await response.read()
+                status, reason = response.status, response.reason or ""
+            if status == 401 and attempt == 1:  # rotated or expired: resolve again, retry once
+                await self._fresh_credentials(rejected=True)
+                continue
+            break
+        parsed: Any = orjson.loads(raw) if raw else {}
+        if status >= 400:
+            message = parsed.get("message", "") if isinstance(parsed, dict) else str(raw[:200])
+            raise ApiError(status, reason, message)
+        return parsed if isinstance(parsed, dict) else {}

@@ -27,9 +27,12 @@ from typing import Any, Protocol
 from tierwise.api.model_deployment import AutoscalingMode, ModelDeployment, Phase
 from tierwise.controller import checks
 from tierwise.controller.children import Identity, identity_of, unwanted, up_to_date, with_hash
+from tierwise.controller.kstatus import kstatus_conditions
 from tierwise.controller.status import (
+    ConditionLike,
     Health,
     Problem,
+    Reason,
     conditions_of,
     deployment_health,
     phase_of,
@@ -41,6 +44,10 @@ FIELD_MANAGER = "tierwise"
 AUTOSCALER_FIELD_MANAGER = "tierwise-autoscaler"
 MISSING_REFERENCE_RETRY_S = 30.0
 _BAD_PHASES = frozenset({Phase.DEGRADED, Phase.FAILED})
+STALLED = frozenset({Reason.INVALID_SPEC, Reason.PODS_FAILING, Reason.ROLLOUT_FAILED})
+"""Degraded reasons that need a person (kstatus Stalled); the rest heal by waiting."""
+SETTLED = frozenset({Reason.SCALED_TO_ZERO})
+"""Ready False reasons that are a goal state, not work in progress."""
 
 
 class Render(Protocol):
@@ -223,7 +230,8 @@ def _base_status(
     phase = phase_of(health, problems)
     generation = (body.get("metadata") or {}).get("generation")
     previous = (body.get("status") or {}).get("conditions") or []
-    values = conditions_of(health, phase, problems)
+    values: list[ConditionLike] = [*conditions_of(health, phase, problems)]
+    values += kstatus_conditions(values, stalled_reasons=STALLED, settled_reasons=SETTLED)
     return {
         "observedGeneration": generation,
         "phase": phase.value,

@@ -27,6 +27,7 @@ from tierwise.api.router_config import RouterConfig
 from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.controller.checks import essence
 from tierwise.controller.children import Identity, identity_of, unwanted, up_to_date, with_hash
+from tierwise.controller.kstatus import kstatus_conditions
 from tierwise.controller.plan import (
     Apply,
     EventType,
@@ -46,13 +47,18 @@ from tierwise.controller.policy_status import (
     reference_problems,
     tier_statuses,
 )
-from tierwise.controller.status import Problem, render_conditions
+from tierwise.controller.status import ConditionLike, Problem, render_conditions
 from tierwise.manifests.router_config import router_config
 
 MISSING_REFERENCE_RETRY_S = 30.0
 _RETRIED = frozenset({PolicyReason.MISSING_SECRET, PolicyReason.CLASSIFIER_UNAVAILABLE})
 """Problems no watch event ends (Secrets and ConfigMaps are not watched): retried after a
 delay. A missing ModelDeployment is not: its creation wakes the policy."""
+STALLED = frozenset(
+    {PolicyReason.INVALID_SPEC, PolicyReason.NOT_INJECTED, PolicyReason.CLASSIFIER_UNAVAILABLE}
+)
+"""Degraded reasons that need a person (kstatus Stalled): a spec to fix, a pod to recreate,
+a classifier artefact to apply."""
 TABLE_CHANGED = "TableChanged"
 
 
@@ -172,7 +178,8 @@ def _status(
     router = facts.router
     generation = (body.get("metadata") or {}).get("generation")
     previous = (body.get("status") or {}).get("conditions") or []
-    values = policy_conditions(rp, tiers, router, problems)
+    values: list[ConditionLike] = [*policy_conditions(rp, tiers, router, problems)]
+    values += kstatus_conditions(values, stalled_reasons=STALLED)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "tiers": tiers,

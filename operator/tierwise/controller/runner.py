@@ -8,6 +8,7 @@ after it started, the test's own teardown included), so tests use
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from tierwise.controller.policy_reconcile import PolicyReconciler
 from tierwise.controller.reconcile import Reconciler
 from tierwise.controller.router_render import ManifestRouterRender
 from tierwise.controller.webhooks import WebhookSettings, configure_admission
-from tierwise.manifests import RouterRenderSettings
+from tierwise.manifests import RenderSettings, RouterRenderSettings, render_model_deployment
 
 T = TypeVar("T")
 
@@ -41,6 +42,13 @@ class OperatorOptions:
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     standalone: bool = True
+    peering: str | None = None
+    """kopf peering object coordinating replicas (only the highest priority one works);
+    None with ``standalone`` False: kopf's auto-detection of the peering named default."""
+    priority: int | None = None
+    """This replica's peering priority; None: kopf's default (0)."""
+    render: RenderSettings = field(default_factory=RenderSettings)
+    """How engine workloads are rendered (default engine images above all)."""
     debounce_s: float = 0.2
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics, compare=False)
     autoscaler: AutoscalerSettings | None = field(default_factory=AutoscalerSettings)
@@ -85,7 +93,12 @@ async def run_operator(
         KubeClient(options.kube, on_write=metrics.count_write) as kube,
         _metrics_server(options),
     ):
-        reconciler = Reconciler(kube=kube, metrics=metrics, debounce_s=options.debounce_s)
+        reconciler = Reconciler(
+            kube=kube,
+            metrics=metrics,
+            render=functools.partial(render_model_deployment, settings=options.render),
+            debounce_s=options.debounce_s,
+        )
         policies = (
             PolicyReconciler(
                 kube=kube,
@@ -115,7 +128,9 @@ async def run_operator(
             await kopf.operator(
                 registry=registry,
                 settings=settings,
-                standalone=options.standalone,
+                standalone=options.standalone and options.peering is None,
+                peering_name=options.peering,
+                priority=options.priority,
                 clusterwide=not options.namespaces,
                 namespaces=options.namespaces,
                 liveness_endpoint=options.liveness,

@@ -140,7 +140,9 @@ def engine_container(
         security["runAsNonRoot"] = True
     return {
         "name": CONTAINER_NAME,
-        "image": engine.image_for(md.spec.engine),
+        "image": md.spec.engine.image
+        or settings.engine_image_map.get(engine.name.value)
+        or engine.image,
         "command": engine.command(launch),
         "ports": [{"name": PORT_NAME, "containerPort": engine.port, "protocol": "TCP"}],
         "env": environment(md, settings),

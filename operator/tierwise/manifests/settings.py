@@ -19,6 +19,7 @@ engine serving while they catch up; then the engine gets SIGTERM and the rest of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -42,3 +43,10 @@ class RenderSettings:
     """Init container image for gs:// sources (runs ``gcloud storage rsync``)."""
     pod_monitor_interval: str = "15s"
     revision_history_limit: int = 3
+    engine_images: tuple[tuple[str, str], ...] = ()
+    """(engine name, image) pairs replacing an engine's pinned default image (the operator's
+    ``--engine-image``); ``spec.engine.image`` still wins over both."""
+
+    @property
+    def engine_image_map(self) -> Mapping[str, str]:
+        return dict(self.engine_images)
