@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import kubernetes.client
 import pytest
+from policy_harness import FIRST_KEY, NS, SECOND_KEY, Frontier
 
-from conftest import FIRST_KEY, NS, SECOND_KEY, Frontier
 from tierwise.controller.runner import OperatorThread
 from tierwise.local.cluster import EmulatedCluster
 from tierwise.local.sim_workloads import SimWorkloadBackend

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import socket
 import ssl
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import kubernetes.client
 import pytest
@@ -24,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from webhook_harness import NS, Webhooks
 
 from tierwise.controller.kube import load_config
 from tierwise.controller.runner import OperatorOptions, OperatorThread
@@ -34,7 +31,6 @@ from tierwise.local.testing import wait_for
 from tierwise.local.workloads import FakeBackend
 
 CRDS = sorted((Path(__file__).parents[2] / "crds").glob("*.yaml"))
-NS = "apps"
 
 
 def _certificate(folder: Path) -> tuple[Path, Path, Path]:
@@ -77,49 +73,6 @@ def _certificate(folder: Path) -> tuple[Path, Path, Path]:
         )
     )
     return paths
-
-
-@dataclass
-class Webhooks:
-    """POSTs AdmissionReview documents to the operator's webhook server."""
-
-    url: str
-    context: ssl.SSLContext
-
-    def review(
-        self,
-        handler: str,
-        obj: dict[str, Any],
-        *,
-        resource: tuple[str, str, str],
-        operation: str = "CREATE",
-        namespace: str = NS,
-    ) -> dict[str, Any]:
-        group, version, plural = resource
-        review = {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "5f0c1d2e-0000-4000-8000-00000000000f",
-                "kind": {"group": group, "version": version, "kind": obj.get("kind", "")},
-                "resource": {"group": group, "version": version, "resource": plural},
-                "namespace": namespace,
-                "operation": operation,
-                "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
-                "object": obj,
-                "oldObject": None,
-                "dryRun": False,
-            },
-        }
-        request = urllib.request.Request(
-            f"{self.url}/{handler}",
-            data=json.dumps(review).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, context=self.context, timeout=10) as answer:
-            body: dict[str, Any] = json.loads(answer.read())
-        return body
 
 
 @pytest.fixture(scope="module")

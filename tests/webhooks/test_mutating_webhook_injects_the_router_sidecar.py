@@ -11,8 +11,7 @@ from typing import Any
 import jsonpatch
 import kubernetes.client
 import pytest
-
-from conftest import NS, Webhooks
+from webhook_harness import NS, Webhooks
 
 POD = ("", "v1", "pods")
 RP = ("tierwise.dev", "v1alpha1", NS, "routingpolicies")

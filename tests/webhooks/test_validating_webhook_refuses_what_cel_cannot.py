@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from conftest import Webhooks
+from webhook_harness import Webhooks
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RESOURCES = {
