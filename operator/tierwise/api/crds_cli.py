@@ -16,6 +16,8 @@ from tierwise.api.reference import render_reference
 
 DEFAULT_OUT = "crds"
 DEFAULT_DOCS = "docs/api.md"
+DEFAULT_CHART_COPY = "charts/tierwise/files/crds"
+"""The Helm chart's copy (its CRD templates read it): written with crds/, so they never drift."""
 
 
 def register(subparsers: Any) -> None:
@@ -30,19 +32,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--docs", default=DEFAULT_DOCS, metavar="FILE", help="API reference (Markdown)"
     )
+    parser.add_argument(
+        "--chart-copy",
+        default=DEFAULT_CHART_COPY,
+        metavar="DIR",
+        help="the Helm chart's copy of the CRDs (skipped when the folder does not exist)",
+    )
     parser.set_defaults(handler=run)
 
 
-def expected_files(out: Path, docs: Path) -> dict[Path, str]:
+def expected_files(out: Path, docs: Path, chart_copy: Path | None = None) -> dict[Path, str]:
     """Every generated file and the text it must hold."""
     crds = build_crds()
     files = {out / name: render_yaml(crd) for name, crd in sorted(crds.items())}
+    if chart_copy is not None:
+        files |= {chart_copy / name: render_yaml(crd) for name, crd in sorted(crds.items())}
     files[docs] = render_reference(list(crds.values()))
     return files
 
 
 def run(args: argparse.Namespace) -> int:
-    files = expected_files(Path(args.out), Path(args.docs))
+    chart = Path(args.chart_copy)
+    files = expected_files(Path(args.out), Path(args.docs), chart if chart.is_dir() else None)
     if args.check:
         stale = [path for path, text in files.items() if _read(path) != text]
         for path in stale:
