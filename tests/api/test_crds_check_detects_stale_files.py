@@ -20,8 +20,10 @@ def _args(tmp_path: Path, *extra: str) -> list[str]:
 def test_checked_in_crds_and_docs_are_current(capsys: pytest.CaptureFixture[str]) -> None:
     out = REPO / "crds"
     docs = REPO / "docs" / "api.md"
-    assert main(["crds", "--check", "--out", str(out), "--docs", str(docs)]) == 0
-    assert "3 generated file(s) up to date" in capsys.readouterr().out
+    chart = REPO / "charts" / "tierwise" / "files" / "crds"
+    args = ["crds", "--check", "--out", str(out), "--docs", str(docs), "--chart-copy", str(chart)]
+    assert main(args) == 0
+    assert "5 generated file(s) up to date" in capsys.readouterr().out
 
 
 def test_output_is_identical_across_builds() -> None:
