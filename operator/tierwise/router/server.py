@@ -12,7 +12,7 @@ replica down or scaled to zero: it holds requests for a tier at zero, which is w
 it; the body names the table's version, the policy document's and the healthy replicas),
 ``/metrics`` (Prometheus text).
 
-Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.fallback
+Table changes: :meth:`RouterApp.install` builds a new :class:`~tierwise.router.pipeline
 .Snapshot` (targets with API keys read from their files, replica loads kept by URL, the
 balancer kept while ``spec.balancing`` is unchanged so prefix indexes survive) and swaps
 it in with one assignment; requests in flight finish on the snapshot they started with.
@@ -63,7 +63,6 @@ from tierwise.router.classifier import (
 )
 from tierwise.router.classifier_metrics import ClassifierMetrics
 from tierwise.router.discovery.files import file_stamp
-from tierwise.router.fallback import Proxy, Snapshot
 from tierwise.router.http.client import UpstreamPool
 from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
 from tierwise.router.http.server import (
@@ -75,6 +74,7 @@ from tierwise.router.http.server import (
 )
 from tierwise.router.loadwatch import LoadBook, Scraper, scraping
 from tierwise.router.metrics import RouterMetrics
+from tierwise.router.pipeline import Proxy, Snapshot
 from tierwise.router.table import RoutingTable, TableHolder
 from tierwise.router.tier_quality_service import (
     ClassifierState,

@@ -16,7 +16,7 @@ JSON parse.
 
 Errors: :class:`UpstreamStatusError` (the upstream answered 429 or 5xx, before anything
 reached the client) and :class:`~tierwise.router.http.client.UpstreamError` (connection
-failures) are raised for :mod:`tierwise.router.fallback` to retry; once the client has
+failures) are raised for :mod:`tierwise.router.pipeline` to retry; once the client has
 received bytes nothing is retried, and a stream that breaks ends with an OpenAI-style
 ``error`` event.
 """

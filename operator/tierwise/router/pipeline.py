@@ -1,7 +1,8 @@
-"""Serve one generation request: decide the tier, try replicas, retry and escalate.
+"""The request pipeline: parse, decide the tier, try replicas, retry and escalate, account.
 
-Why it exists: "survive a failing or overloaded tier" is a policy with several moving
-parts; it lives here, in one loop, with every error mapped to a status code in one table
+:class:`Proxy` serves one generation request end to end. Why it exists: "survive a
+failing or overloaded tier" is a policy with several moving parts; it lives here, in one
+loop, with every error mapped to a status code in one table
 (:data:`ERRORS`). The loop, per attempt:
 
 1. A tier with no endpoints at all (a self-hosted tier scaled to zero) holds the request
