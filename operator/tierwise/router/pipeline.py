@@ -12,12 +12,16 @@ loop, with every error mapped to a status code in one table
 2. Candidates are the tier's healthy replicas not tried yet; none → move on.
 3. Every candidate's scraped queue depth ≥ ``spec.fallback.overloadQueueDepth``: with
    ``onOverload: reject`` answer 429 + Retry-After, else escalate (reason ``overload``).
-4. The balancer picks a replica; the request is forwarded. Connection errors, timeouts,
-   upstream 429/5xx (and 401/403 from an external API: the router's key is refused) raise
-   before anything reaches the client: try another replica of the tier, then, when the
-   tier is exhausted and ``onError: escalate``, the next tier that accepts the prompt.
-   At most ``spec.fallback.maxAttempts`` upstream attempts in all. Streams are never
-   retried after their first byte.
+4. The balancer picks a replica; the request is forwarded. Failures that prove the engine
+   never had the request (no connection; the connection closed before the request was
+   fully written) and upstream 429/5xx (and 401/403 from an external API: the router's
+   key is refused), all before anything reaches the client: try another replica of the
+   tier, then, when the tier is exhausted and ``onError: escalate``, the next tier that
+   accepts the prompt. At most ``spec.fallback.maxAttempts`` upstream attempts in all.
+   A request the engine may have received is never sent again (it could generate, and be
+   billed, twice): a connection dropped after the request was written answers 502, a
+   timeout 504, both with the OpenAI error body. Streams are never retried after their
+   first byte.
 
 "Move on" means: the same tier's next replica, or the next tier when the policy allows
 (``onError`` for errors and missing replicas, ``onOverload`` for overload). Each retry or
@@ -44,6 +48,7 @@ from tierwise.router.cost import ThroughputView
 from tierwise.router.features import RequestView, request_view
 from tierwise.router.http.client import (
     ConnectError,
+    NotSentError,
     UpstreamError,
     UpstreamPool,
     UpstreamTimeoutError,
@@ -70,6 +75,7 @@ class Reason(StrEnum):
     """Why a request moved to another replica or tier (``fallbacks_total{reason}``)."""
 
     CONNECT_ERROR = "connect_error"
+    NOT_SENT = "request_not_sent"
     DISCONNECTED = "upstream_disconnected"
     TIMEOUT = "timeout"
     UPSTREAM_5XX = "upstream_5xx"
@@ -80,9 +86,13 @@ class Reason(StrEnum):
     NO_REPLICAS = "no_replicas"
 
 
+_UNSAFE = frozenset({Reason.DISCONNECTED, Reason.TIMEOUT})
+"""The engine may have received the request: never send it again."""
+
 # reason -> how the request fails when nothing is left to try
 _FINAL: dict[Reason, ErrorKind] = {
     Reason.CONNECT_ERROR: ErrorKind.UNAVAILABLE,
+    Reason.NOT_SENT: ErrorKind.BAD_GATEWAY,
     Reason.DISCONNECTED: ErrorKind.BAD_GATEWAY,
     Reason.TIMEOUT: ErrorKind.TIMEOUT,
     Reason.UPSTREAM_5XX: ErrorKind.BAD_GATEWAY,
@@ -289,6 +299,8 @@ class Proxy:
             choice = snap.balancer.choose(candidates, job.view)
             if await self._attempt(job, snap, tier, choice):
                 return
+            if job.failure is not None and job.failure.reason in _UNSAFE:
+                break
         self._fail(job, fallback)
 
     def _next_tier(
@@ -402,9 +414,15 @@ class Proxy:
         if isinstance(exc, ConnectError):
             self.book.report_connect_failure(url)
             return _Failure(Reason.CONNECT_ERROR, "no upstream replica could be reached")
+        if isinstance(exc, NotSentError):
+            return _Failure(Reason.NOT_SENT, "the upstream closed the connection")
         if isinstance(exc, UpstreamTimeoutError):
-            return _Failure(Reason.TIMEOUT, str(exc))
-        return _Failure(Reason.DISCONNECTED, "the upstream closed the connection early")
+            return _Failure(Reason.TIMEOUT, f"{exc}; not retried: the engine had the request")
+        return _Failure(
+            Reason.DISCONNECTED,
+            "the upstream closed the connection after receiving the request; not retried,"
+            " as the engine may have started generating",
+        )
 
     def _fail(self, job: _Job, fallback: FallbackSpec) -> None:
         failure = job.failure or _Failure(Reason.UNHEALTHY, "no replica available")

@@ -16,9 +16,11 @@ JSON parse.
 
 Errors: :class:`UpstreamStatusError` (the upstream answered 429 or 5xx, before anything
 reached the client) and :class:`~tierwise.router.http.client.UpstreamError` (connection
-failures) are raised for :mod:`tierwise.router.pipeline` to retry; once the client has
-received bytes nothing is retried, and a stream that breaks ends with an OpenAI-style
-``error`` event.
+failures) are raised for :mod:`tierwise.router.pipeline`, which retries only the ones that
+prove the engine never had the request (see :mod:`tierwise.router.http.client`). A pooled
+connection found closed before the request went out whole is replaced here, once, by a
+fresh one. Once the client has received bytes nothing is retried, and a stream that breaks
+ends with an OpenAI-style ``error`` event.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from tierwise.router.http.client import (
+    NotSentError,
     Origin,
-    StaleConnectionError,
     UpstreamConnection,
     UpstreamError,
     UpstreamPool,
@@ -324,7 +326,9 @@ async def forward(pool: UpstreamPool, fwd: Forward, writer: ResponseWriter) -> O
         try:
             conn.send(data)
             await conn.read_head()
-        except StaleConnectionError:
+        except NotSentError:
+            if not conn.reused:  # a fresh connection that fails: the replica's problem
+                raise
             pool.discard(conn)
             conn = await pool.connect(target.origin)
             pool.arm(conn, target.timeout_s)

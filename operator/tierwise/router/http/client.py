@@ -8,15 +8,28 @@ request as bytes, awaits the response head, then either collects the body or ins
 with no task hop and no copy beyond the parser's.
 
 A connection goes back to the pool only after a complete response that allows
-keep-alive; anything else (error, cancellation, client gone) closes it. A reused
-connection that the server had already closed fails with :class:`StaleConnectionError`, which
-callers retry once on a fresh connection (the request never reached the server).
+keep-alive; anything else (error, cancellation, client gone) closes it.
+
+What is safe to send again (the rule :mod:`tierwise.router.pipeline` applies): only a
+request the upstream provably never had whole. :class:`ConnectError` (no connection) and
+:class:`NotSentError` (the connection was already closed when the router wrote, or closed
+while part of the request was still in the router's write buffer) are such failures.
+:class:`ConnectionDroppedError` after the whole request went to the kernel is not: the
+engine may have read it and started generating, so sending it again could run (and bill)
+the generation twice. An idle pooled connection the server closed is therefore caught
+*before* writing: :meth:`UpstreamPool.acquire` drops idle connections that are closing,
+that are readable (a FIN, a TLS close_notify or stray bytes waiting: a healthy idle
+HTTP/1.1 connection has nothing to read), or that have been idle longer than the keep-alive
+limit (``idle_timeout_s``, or one second less than the server's ``Keep-Alive: timeout=``
+when that is shorter), so the router does not race a server's idle close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import select
 import socket
 import ssl
 from collections import deque
@@ -27,6 +40,7 @@ from typing import cast
 import httptools
 
 Sink = Callable[[bytes], None]
+_KEEP_ALIVE_TIMEOUT = re.compile(rb"timeout\s*=\s*(\d+)", re.IGNORECASE)
 
 
 class UpstreamError(Exception):
@@ -41,8 +55,9 @@ class ConnectionDroppedError(UpstreamError):
     """The connection closed or broke before the response was complete."""
 
 
-class StaleConnectionError(ConnectionDroppedError):
-    """A pooled connection closed before any response byte: safe to resend once."""
+class NotSentError(UpstreamError):
+    """The connection closed before the whole request left the router: the upstream cannot
+    have acted on it, so it is safe to send again."""
 
 
 class UpstreamTimeoutError(UpstreamError):
@@ -82,13 +97,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.received = False
         self._until_close = False
+        self._unsent = False
+        """Part of the request is still in the router's write buffer (flow control)."""
         self.deadline = float("inf")
+        self.idle_since = 0.0
+        self.idle_limit_s = float("inf")
 
     # -- request side ------------------------------------------------------------------
     def send(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
-            error = StaleConnectionError if self.reused else ConnectionDroppedError
-            raise error("connection closed")
+            raise NotSentError("the connection was closed before the request was written")
         self.transport.write(data)
 
     async def read_head(self) -> int:
@@ -132,7 +150,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._sink = None
         self._head = self._loop.create_future()
         self._done = self._loop.create_future()
-        self.complete = self.received = self._until_close = False
+        self.complete = self.received = self._until_close = self._unsent = False
         self.reused = True
 
     def close(self) -> None:
@@ -149,12 +167,17 @@ class UpstreamConnection(asyncio.Protocol):
     # -- protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        # pause_writing() as soon as a write leaves bytes behind, resume_writing() once the
+        # kernel took them all: tells whether the whole request left the router
+        self.transport.set_write_buffer_limits(high=0, low=0)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self.complete:  # bytes on an idle connection: no longer in a state to reuse
+            self.keep_alive = False
         self.received = True
         try:
             self._parser.feed_data(data)
@@ -165,14 +188,33 @@ class UpstreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None
 
+    def pause_writing(self) -> None:
+        self._unsent = True
+
+    def resume_writing(self) -> None:
+        self._unsent = False
+
+    def is_readable(self) -> bool:
+        """Whether the socket has something to read (EOF included) right now."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if self._until_close and self._head.done() and not self.complete:
             self.on_message_complete()
             self.keep_alive = False
             return
-        if not self.received and self.reused:
-            self._fail(StaleConnectionError("pooled connection was closed by the upstream"))
+        if self._unsent and not self.received:
+            self._fail(NotSentError("the connection closed while the request was being sent"))
         else:
             self._fail(ConnectionDroppedError(f"upstream closed the connection: {exc or 'EOF'}"))
 
@@ -204,6 +246,11 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive() and not self._until_close
+        if self.keep_alive:
+            hint = self.header(b"keep-alive")
+            found = _KEEP_ALIVE_TIMEOUT.search(hint) if hint else None
+            if found is not None:  # close well before the server does
+                self.idle_limit_s = max(int(found.group(1)) - 1.0, 0.0)
         if not self._done.done():
             self._done.set_result(None)
 
@@ -211,11 +258,20 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections per origin; one pool per router process."""
 
-    def __init__(self, *, connect_timeout_s: float = 5.0, max_idle_per_origin: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_idle_per_origin: int = 256,
+        idle_timeout_s: float = 4.0,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
         self._connect_timeout_s = connect_timeout_s
         self._max_idle = max_idle_per_origin
+        self._idle_timeout_s = idle_timeout_s
+        """Idle keep-alive connections older than this are closed, not reused (uvicorn,
+        which serves vLLM, closes idle connections after 5 s)."""
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
         self._busy: dict[UpstreamConnection, float] = {}
@@ -237,12 +293,22 @@ class UpstreamPool:
                 conn.expire(timeout_s)
 
     async def acquire(self, origin: Origin) -> UpstreamConnection:
+        """An idle connection that is provably still open, else a fresh one."""
         idle = self._idle.get(origin)
+        now = self._loop.time()
         while idle:
             conn = idle.pop()
-            if conn.transport is not None and not conn.transport.is_closing():
-                conn.reset_for_reuse()
-                return conn
+            if (
+                conn.transport is None
+                or conn.transport.is_closing()
+                or not conn.keep_alive
+                or now - conn.idle_since >= min(conn.idle_limit_s, self._idle_timeout_s)
+                or conn.is_readable()
+            ):
+                conn.close()
+                continue
+            conn.reset_for_reuse()
+            return conn
         return await self.connect(origin)
 
     async def connect(self, origin: Origin) -> UpstreamConnection:
@@ -283,6 +349,7 @@ class UpstreamPool:
         if len(idle) >= self._max_idle:
             conn.close()
             return
+        conn.idle_since = self._loop.time()
         idle.append(conn)
 
     def _ssl_context(self) -> ssl.SSLContext:
