@@ -57,6 +57,7 @@ from tierwise.router.http.errors import ERRORS, ErrorKind, send_error
 from tierwise.router.http.server import Header, Request, ResponseWriter
 from tierwise.router.loadwatch import LoadBook
 from tierwise.router.metrics import RouterMetrics, TierPrices
+from tierwise.router.request_check import check_request
 from tierwise.router.table import RoutingTable, TierEntry
 from tierwise.router.tier_quality_service import QualityScorer
 from tierwise.router.tiers import RoutingError, TierDecision, choose_tier
@@ -218,6 +219,12 @@ class Proxy:
         if not isinstance(body, dict):
             self._reject(
                 request, writer, ErrorKind.BAD_REQUEST, "The request body must be a JSON object"
+            )
+            return
+        problem = check_request(request.path, body)
+        if problem is not None:
+            self._reject(
+                request, writer, ErrorKind.BAD_REQUEST, problem.message, param=problem.param
             )
             return
         view = request_view(request.path, request.headers, body)

@@ -111,3 +111,37 @@ def test_openai_client_raises_typed_errors(
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}])
     assert caught.value.status_code == status
     assert caught.value.response.headers.get("x-tierwise-tier") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/chat/completions", {"stream": "yes"}, "stream"),
+        ("/chat/completions", {"stream": True, "stream_options": [1]}, "stream_options"),
+        ("/chat/completions", {"messages": "hello"}, "messages"),
+        ("/chat/completions", {"messages": [{"content": "hi"}]}, "messages[0].role"),
+        ("/chat/completions", {"model": 7}, "model"),
+        ("/completions", {"messages": None, "prompt": {"text": "hi"}}, "prompt"),
+    ],
+)
+def test_fields_the_router_reads_are_checked(
+    router: RouterProcess, path: str, body: dict[str, object], param: str
+) -> None:
+    """A wrong shape in a field the router interprets is a 400 naming it (``param``)."""
+    request = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], **body}
+    response = httpx.post(router.base_url + path, json=request)
+    _assert_openai_error(response, 400, "invalid_request")
+    assert response.json()["error"]["param"] == param
+
+
+def test_fields_the_router_does_not_read_pass_through(router: RouterProcess) -> None:
+    """Unknown fields, and odd values in fields the router does not read, reach the engine
+    untouched: the router does not refuse them."""
+    request = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "hi", "name": 3}],
+        "stream": None,
+        "a_future_openai_field": {"nested": [1, "x"]},
+    }
+    response = httpx.post(router.base_url + "/chat/completions", json=request)
+    assert response.status_code == 200, response.text
