@@ -53,6 +53,7 @@ from tierwise.router.discovery.kubernetes import ConfigMapConfig, SliceEndpoints
 from tierwise.router.discovery.live import LiveTable
 from tierwise.router.discovery.sources import ConfigError, ConfigSource, EndpointSource
 from tierwise.router.discovery.stats import DiscoveryStats
+from tierwise.router.http.proxy_env import ProxyConfig
 from tierwise.router.http.server import ServerLimits
 from tierwise.router.kubeapi import KubeApi, KubeConfigError, load_kube_config
 from tierwise.router.server import ClassifierBackend, Settings, TableSource, create_app
@@ -101,6 +102,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="folder where Secrets are mounted as NAME/KEY files: external tiers' API "
         "keys and the accepted client keys of spec.router.auth (default: the policy "
         "document's secretsDir; with --policy or --table: none)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=os.environ.get("TIERWISE_CA_FILE") or None,
+        help="PEM file of CA certificates trusted for external APIs in addition to the "
+        "system bundle (a private CA, or a TLS-inspecting proxy's; default: "
+        "$TIERWISE_CA_FILE). HTTPS_PROXY/HTTP_PROXY/NO_PROXY apply to external APIs",
     )
     parser.add_argument(
         "--namespace",
@@ -255,6 +263,8 @@ def settings_from(args: argparse.Namespace, namespace: str | None = None) -> Set
         coalesce_s=args.coalesce,
         classifier=ClassifierBackend(args.classifier),
         secrets_dir=args.secrets_dir,
+        ca_file=args.ca_file,
+        proxies=ProxyConfig.from_env(os.environ),
         namespace=namespace or args.namespace or "default",
         classifier_dir=args.classifier_dir
         or (str(args.policy.resolve().parent) if args.policy is not None else None),

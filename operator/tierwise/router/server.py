@@ -65,6 +65,7 @@ from tierwise.router.classifier_metrics import ClassifierMetrics
 from tierwise.router.discovery.files import file_stamp
 from tierwise.router.http.client import UpstreamPool
 from tierwise.router.http.errors import JSON, ErrorKind, send_error, send_status_error
+from tierwise.router.http.proxy_env import ProxyConfig
 from tierwise.router.http.server import (
     Handler,
     HttpServer,
@@ -115,6 +116,10 @@ class Settings:
     reuse_port: bool = False
     secrets_dir: str | None = None
     """Folder where Secrets are mounted as NAME/KEY files (client API keys)."""
+    ca_file: str | None = None
+    """Extra CA certificates for external APIs (on top of the system bundle)."""
+    proxies: ProxyConfig = field(default_factory=ProxyConfig)
+    """Forward proxies for external APIs (the CLI reads HTTPS_PROXY & co.)."""
     namespace: str = "default"
     """The router's namespace (``namespace`` label of the demand metrics)."""
     classifier_dir: str | None = None
@@ -142,7 +147,9 @@ class RouterApp:
     def __init__(self, table: RoutingTable, settings: Settings) -> None:
         self.settings = settings
         self.metrics = RouterMetrics(settings.namespace)
-        self.pool = UpstreamPool(connect_timeout_s=settings.connect_timeout_s)
+        self.pool = UpstreamPool(
+            connect_timeout_s=settings.connect_timeout_s, ca_file=settings.ca_file
+        )
         self.book = LoadBook()
         self.proxy = Proxy(
             self.pool, self.metrics, self.book, pending_wait_s=settings.pending_wait_s
@@ -180,7 +187,7 @@ class RouterApp:
         keys = KeyStore()
         timeout = self.settings.upstream_timeout_s
         targets = {
-            ep.url: make_target(ep, keys, default_timeout_s=timeout)
+            ep.url: make_target(ep, keys, default_timeout_s=timeout, proxies=self.settings.proxies)
             for tier in table.tiers
             for ep in tier.endpoints
         }

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ from tierwise.router.http.client import (
     UpstreamPool,
     UpstreamTimeoutError,
 )
+from tierwise.router.http.proxy_env import ProxyConfig
 from tierwise.router.http.server import ResponseWriter
 from tierwise.router.table import Endpoint
 
@@ -124,15 +125,33 @@ def make_origin(url: str) -> Origin:
     return Origin(scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
 
 
-def make_target(endpoint: Endpoint, keys: KeyStore, *, default_timeout_s: float) -> Target:
-    """Prepare ``endpoint``; reads its key file (raising :class:`KeyFileError`)."""
+def make_target(
+    endpoint: Endpoint,
+    keys: KeyStore,
+    *,
+    default_timeout_s: float,
+    proxies: ProxyConfig | None = None,
+) -> Target:
+    """Prepare ``endpoint``; reads its key file (raising :class:`KeyFileError`).
+
+    ``proxies`` apply to external endpoints only (self-hosted replicas are in-cluster). An
+    ``http://`` API through a proxy gets absolute-form request targets, as proxies expect;
+    an ``https://`` one is tunnelled by the pool and sees ordinary requests."""
     base = urlsplit(endpoint.api_base)
     origin = make_origin(endpoint.api_base)
+    if proxies is not None and endpoint.external:
+        origin = replace(origin, proxy=proxies.route(origin.scheme, origin.host, origin.port))
     secret = keys.get(endpoint.api_key_file) if endpoint.api_key_file else None
     auth = f"authorization: Bearer {secret}\r\n" if secret else ""
+    prefix = ""
+    if origin.proxy is not None and origin.scheme == "http":
+        prefix = f"http://{origin.host_header}"
+        if origin.proxy.authorization:
+            auth += f"proxy-authorization: {origin.proxy.authorization}\r\n"
     heads = {
         path: (
-            f"POST {base.path.rstrip('/')}{suffix} HTTP/1.1\r\nhost: {origin.host_header}\r\n"
+            f"POST {prefix}{base.path.rstrip('/')}{suffix} HTTP/1.1\r\n"
+            f"host: {origin.host_header}\r\n"
             f"content-type: application/json\r\n{auth}content-length: "
         ).encode("latin-1")
         for path, suffix in API_PATHS.items()

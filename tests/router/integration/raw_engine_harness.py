@@ -2,8 +2,8 @@
 every generation request it read in full, answers ``GET /metrics`` (so the router's
 scraper keeps it healthy and keeps a pooled connection to it), and then does what the test
 asks with a generation: drop the connection silently, drop it after the response head, or
-answer and close the idle connection shortly after (as uvicorn does after its keep-alive
-timeout)."""
+answer and close the connection once it stays idle briefly (as uvicorn does after its
+keep-alive timeout)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ class Mode(StrEnum):
     DROP_AFTER_HEAD = "drop_after_head"
     """Read the whole request, send a 200 head, then close the connection."""
     ANSWER = "answer"
-    """Answer a small chat completion; close the connection ``idle_close_s`` later."""
+    """Answer a small chat completion; close that connection ``idle_close_s`` after the
+    answer, as a server closes an idle keep-alive connection (connections that served only
+    scrapes stay open, so a close happens only at a time the test knows)."""
 
 
 @dataclass
@@ -35,10 +37,11 @@ class RawEngine:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        close_at = None
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self.idle_close_s):
+                    async with asyncio.timeout_at(close_at):
                         head = await reader.readuntil(b"\r\n\r\n")
                 except (TimeoutError, asyncio.IncompleteReadError):
                     return  # idle too long (or the router closed it): close
@@ -57,6 +60,8 @@ class RawEngine:
                     continue
                 self.generations += 1
                 self.bodies.append(json.loads(body))
+                if close_at is None:
+                    close_at = asyncio.get_running_loop().time() + self.idle_close_s
                 if self.mode is Mode.DROP:
                     return
                 if self.mode is Mode.DROP_AFTER_HEAD:

@@ -28,7 +28,7 @@ def _start(start_router: StartRouter, engines: list[RawEngine]) -> RouterProcess
 async def test_dropped_generation_runs_once_and_answers_502(
     start_router: StartRouter, mode: Mode, stream: bool
 ) -> None:
-    async with raw_engines(mode, mode, mode, idle_close_s=30) as engines:
+    async with raw_engines(mode, mode, mode) as engines:
         router = await asyncio.to_thread(_start, start_router, engines)
         # the scraper has pooled a connection to each engine: the request reuses one
         await until(lambda: all(e.connections for e in engines), "scrapes of every engine")
@@ -55,7 +55,9 @@ async def test_idle_connections_closed_by_the_engine_are_not_failures(
         statuses = []
         async with httpx.AsyncClient(timeout=10) as client:
             for i in range(6):
-                await asyncio.sleep(0.25)  # longer than the engines keep idle connections
+                # longer than the engines keep a used connection idle: each request finds
+                # the previous one's connection closed by the engine
+                await asyncio.sleep(0.25)
                 response = await client.post(
                     router.base_url + "/chat/completions",
                     json={**BODY, "messages": [{"role": "user", "content": f"poem {i}"}]},

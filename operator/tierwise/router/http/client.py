@@ -22,6 +22,12 @@ that are readable (a FIN, a TLS close_notify or stray bytes waiting: a healthy i
 HTTP/1.1 connection has nothing to read), or that have been idle longer than the keep-alive
 limit (``idle_timeout_s``, or one second less than the server's ``Keep-Alive: timeout=``
 when that is shorter), so the router does not race a server's idle close.
+
+External APIs may be reached through a forward proxy (:mod:`.proxy_env`; part of the pool
+key): ``https://`` through a ``CONNECT`` tunnel with TLS to the API inside it, ``http://``
+by sending absolute-form requests to the proxy. TLS verifies against the system CA bundle
+(OpenSSL's default paths, so ``SSL_CERT_FILE``/``SSL_CERT_DIR`` apply) plus, when given,
+one more CA file (``ca_file``: a private CA or a TLS-inspecting proxy's).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+
+from tierwise.router.http.proxy_env import ProxyRoute
 
 Sink = Callable[[bytes], None]
 _KEEP_ALIVE_TIMEOUT = re.compile(rb"timeout\s*=\s*(\d+)", re.IGNORECASE)
@@ -71,6 +79,8 @@ class Origin:
     scheme: str
     host: str
     port: int
+    proxy: ProxyRoute | None = None
+    """The forward proxy to go through; None: connect directly."""
 
     @property
     def host_header(self) -> str:
@@ -264,6 +274,7 @@ class UpstreamPool:
         connect_timeout_s: float = 5.0,
         max_idle_per_origin: int = 256,
         idle_timeout_s: float = 4.0,
+        ca_file: str | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
@@ -272,7 +283,10 @@ class UpstreamPool:
         self._idle_timeout_s = idle_timeout_s
         """Idle keep-alive connections older than this are closed, not reused (uvicorn,
         which serves vLLM, closes idle connections after 5 s)."""
+        self._ca_file = ca_file
         self._ssl: ssl.SSLContext | None = None
+        if ca_file is not None:  # an unreadable CA file fails at startup, not per request
+            self._ssl_context()
         self._closed = False
         self._busy: dict[UpstreamConnection, float] = {}
 
@@ -314,17 +328,51 @@ class UpstreamPool:
     async def connect(self, origin: Origin) -> UpstreamConnection:
         """A fresh connection (not from the pool)."""
         context = self._ssl_context() if origin.scheme == "https" else None
+        proxy = origin.proxy
         try:
             async with asyncio.timeout(self._connect_timeout_s):
+                if proxy is not None and context is not None:
+                    return await self._tunnel(origin, proxy, context)
                 _transport, conn = await self._loop.create_connection(
                     lambda: UpstreamConnection(origin, self._loop),
-                    origin.host,
-                    origin.port,
+                    proxy.host if proxy else origin.host,
+                    proxy.port if proxy else origin.port,
                     ssl=context,
                     server_hostname=origin.host if context else None,
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
+            via = f" through proxy {proxy.host}:{proxy.port}" if proxy else ""
+            raise ConnectError(
+                f"cannot connect to {origin.host}:{origin.port}{via}: {exc}"
+            ) from exc
+        return conn
+
+    async def _tunnel(
+        self, origin: Origin, proxy: ProxyRoute, context: ssl.SSLContext
+    ) -> UpstreamConnection:
+        """TLS to ``origin`` inside a ``CONNECT`` tunnel through ``proxy``."""
+        tunnel = _TunnelOpener(self._loop)
+        transport, _ = await self._loop.create_connection(lambda: tunnel, proxy.host, proxy.port)
+        try:
+            target = f"[{origin.host}]" if ":" in origin.host else origin.host
+            target = f"{target}:{origin.port}"
+            auth = f"proxy-authorization: {proxy.authorization}\r\n" if proxy.authorization else ""
+            transport.write(f"CONNECT {target} HTTP/1.1\r\nhost: {target}\r\n{auth}\r\n".encode())
+            status = await tunnel.status
+            if status != 200:
+                raise ConnectError(
+                    f"proxy {proxy.host}:{proxy.port} answered {status} to CONNECT {target}"
+                )
+            tls = await self._loop.start_tls(
+                transport, tunnel, context, server_hostname=origin.host
+            )
+        except BaseException:
+            transport.abort()
+            raise
+        assert tls is not None
+        conn = UpstreamConnection(origin, self._loop)
+        tls.set_protocol(conn)
+        conn.connection_made(tls)
         return conn
 
     def discard(self, conn: UpstreamConnection) -> None:
@@ -354,7 +402,10 @@ class UpstreamPool:
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            context = ssl.create_default_context()  # the system bundle (OpenSSL's paths)
+            if self._ca_file is not None:
+                context.load_verify_locations(cafile=self._ca_file)
+            self._ssl = context
         return self._ssl
 
     async def close(self) -> None:
@@ -364,3 +415,30 @@ class UpstreamPool:
                 idle.pop().close()
         self._idle.clear()
         await asyncio.sleep(0)
+
+
+class _TunnelOpener(asyncio.Protocol):
+    """Reads the proxy's answer to ``CONNECT`` (status line and headers, no body)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.status: asyncio.Future[int] = loop.create_future()
+        self._head = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self.status.done():
+            return
+        self._head += data
+        if b"\r\n\r\n" not in self._head:
+            if len(self._head) > 65536:
+                self.status.set_exception(ConnectError("proxy answer head too large"))
+            return
+        line = self._head.split(b"\r\n", 1)[0].split()
+        if len(line) >= 2 and line[0].startswith(b"HTTP/") and line[1].isdigit():
+            self.status.set_result(int(line[1]))
+        else:
+            self.status.set_exception(ConnectError("malformed proxy answer to CONNECT"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.status.done():
+            self.status.set_exception(ConnectError(f"proxy closed the connection: {exc or 'EOF'}"))
+            self.status.exception()  # mark retrieved: the opener may have timed out already
