@@ -8,8 +8,14 @@ Pricing rules
 -------------
 * Per-million prices (``inputPerMillionTokens`` / ``outputPerMillionTokens``): cost is
   ``prompt x in / 1e6 + completion x out / 1e6``.
-* Per-GPU-hour (``perGPUHour``): the tier's hardware costs
-  ``price x gpus_per_replica x replicas`` dollars per hour, shared by the tokens it serves.
+* Per-GPU-hour (``perGPUHour``): the tier's hardware costs ``price x GPUs`` dollars per
+  hour, shared by the tokens it serves, where GPUs is the sum over the tier's self-hosted
+  replicas of each one's GPUs per replica (its ModelDeployment's, from
+  ``gpus_per_backend``; ``gpus_per_replica`` for a backend not listed). A tier whose
+  backends differ (a 1-GPU and a 4-GPU ModelDeployment) is priced for both; a tier with
+  no replica right now (scaled to zero) is priced as one replica of ``gpus_per_replica``.
+  The rate (``price``) is the tier's, else its first priced ModelDeployment's, for all of
+  its GPUs.
   The effective price of one token (prompt and completion alike) is that hourly cost
   divided by the tier's token throughput (tokens/hour), read from a
   :class:`ThroughputView` over a sliding window.
@@ -29,7 +35,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tierwise.router.table import RoutingTable, TierEntry
@@ -48,6 +54,16 @@ class TierPrice:
     output_per_million: float | None = None
     per_gpu_hour: float | None = None
     gpus_per_replica: int = 1
+    """GPUs per replica of a backend not in ``gpus_per_backend`` (the first backend's)."""
+    gpus_per_backend: tuple[tuple[str, int], ...] = ()
+    """(ModelDeployment name, GPUs per replica) of each self-hosted backend."""
+
+    def gpus_of(self, backend: str) -> int:
+        """GPUs per replica of ``backend`` (a ModelDeployment name)."""
+        for name, gpus in self.gpus_per_backend:
+            if name == backend:
+                return gpus
+        return self.gpus_per_replica
 
     @property
     def per_token(self) -> bool:
@@ -57,14 +73,16 @@ class TierPrice:
     def priced(self) -> bool:
         return self.per_token or self.per_gpu_hour is not None
 
-    def to_dict(self) -> dict[str, float | int]:
-        out: dict[str, float | int] = {"gpusPerReplica": self.gpus_per_replica}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"gpusPerReplica": self.gpus_per_replica}
         if self.input_per_million is not None:
             out["inputPerMillionTokens"] = self.input_per_million
         if self.output_per_million is not None:
             out["outputPerMillionTokens"] = self.output_per_million
         if self.per_gpu_hour is not None:
             out["perGPUHour"] = self.per_gpu_hour
+        if self.gpus_per_backend:
+            out["gpusPerBackend"] = dict(self.gpus_per_backend)
         return out
 
     @classmethod
@@ -77,11 +95,25 @@ class TierPrice:
                 raise ValueError(f"{key}: {value!r} must be a number >= 0")
             return float(value)
 
-        gpus = raw.get("gpusPerReplica", 1)
-        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-            raise ValueError(f"gpusPerReplica: {gpus!r} must be an integer >= 1")
+        def count(key: str, value: object) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}: {value!r} must be an integer >= 1")
+            return value
+
+        gpus = count("gpusPerReplica", raw.get("gpusPerReplica", 1))
+        per_backend = raw.get("gpusPerBackend") or {}
+        if not isinstance(per_backend, Mapping):
+            raise ValueError("gpusPerBackend must be a mapping of ModelDeployment to GPUs")
+        backends = tuple(
+            (str(name), count(f"gpusPerBackend.{name}", value))
+            for name, value in sorted(per_backend.items())
+        )
         return cls(
-            num("inputPerMillionTokens"), num("outputPerMillionTokens"), num("perGPUHour"), gpus
+            num("inputPerMillionTokens"),
+            num("outputPerMillionTokens"),
+            num("perGPUHour"),
+            gpus,
+            backends,
         )
 
 
@@ -147,8 +179,9 @@ def per_token_price(
         )
     if price.per_gpu_hour is None:
         return (0.0, 0.0)
+    gpus = sum(price.gpus_of(e.backend) for e in tier.endpoints if not e.external)
     replicas = max(sum(1 for e in tier.endpoints if not e.external), 1)
-    hourly = price.per_gpu_hour * price.gpus_per_replica * replicas
+    hourly = price.per_gpu_hour * (gpus or price.gpus_per_replica)
     if throughput is None:
         tph = DEFAULT_FLOOR_TOKENS_PER_SECOND * 3600.0 * replicas
     else:

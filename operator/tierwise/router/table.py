@@ -317,20 +317,27 @@ def _backend_endpoints(
 
 
 def _tier_price(tier: Tier, infos: Mapping[str, BackendInfo]) -> TierPrice:
-    gpus = 1
+    """The tier's price, else its first priced ModelDeployment's, with every self-hosted
+    backend's GPUs per replica (a GPU-hour price counts them all)."""
     price = tier.price
+    per_backend: dict[str, int] = {}
     for backend in tier.backends:
         info = infos.get(backend.model_deployment or "")
         if info is None:
             continue
-        gpus = info.gpus_per_replica
+        per_backend.setdefault(backend.model_deployment or "", info.gpus_per_replica)
         if price is None and info.cost is not None:
             price = info.cost
-        break
+    gpus = next(iter(per_backend.values()), 1)
+    backends = tuple(sorted(per_backend.items())) if len(per_backend) > 1 else ()
     if price is None:
-        return TierPrice(gpus_per_replica=gpus)
+        return TierPrice(gpus_per_replica=gpus, gpus_per_backend=backends)
     return TierPrice(
-        price.input_per_million_tokens, price.output_per_million_tokens, price.per_gpu_hour, gpus
+        price.input_per_million_tokens,
+        price.output_per_million_tokens,
+        price.per_gpu_hour,
+        gpus,
+        backends,
     )
 
 

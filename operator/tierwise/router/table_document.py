@@ -18,6 +18,8 @@ every field at fault named. Document (YAML or JSON)::
            apiKeyFile: /var/run/secrets/tierwise/frontier-api-key/api-key}
     prices:                             # tier name -> resolved price
       small: {perGPUHour: 1.2, gpusPerReplica: 1}
+      # a tier with several ModelDeployments: GPUs per replica of each (optional)
+      # mid: {perGPUHour: 2.0, gpusPerReplica: 1, gpusPerBackend: {qwen3-14b: 1, qwen3-32b: 4}}
 
 In a cluster the router does not read such a file: it builds the table from the policy
 document and discovered replicas (:func:`tierwise.router.table.table_from_config`).

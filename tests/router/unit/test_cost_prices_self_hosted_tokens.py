@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tierwise.api.model_deployment import ModelDeployment
+from tierwise.api.routing_policy import RoutingPolicy
 from tierwise.router.cost import (
     DEFAULT_FLOOR_TOKENS_PER_SECOND,
     ThroughputView,
@@ -13,7 +15,7 @@ from tierwise.router.cost import (
     per_token_price,
     request_cost,
 )
-from tierwise.router.table import Endpoint, TierEntry
+from tierwise.router.table import Endpoint, TierEntry, build_table
 
 
 def tier(price: TierPrice, replicas: int = 1, name: str = "t") -> TierEntry:
@@ -115,3 +117,49 @@ def test_price_document_validation(raw: dict[str, object]) -> None:
 def test_price_document_round_trip() -> None:
     price = TierPrice(1.5, None, 2.0, 4)
     assert TierPrice.from_dict(price.to_dict()) == price
+
+
+def _deployment(name: str, gpus: int, per_gpu_hour: float | None = None) -> ModelDeployment:
+    spec: dict[str, object] = {
+        "model": {"uri": "hf://org/m", "servedName": name},
+        "engine": {"name": "vllm", "tensorParallelSize": gpus},
+    }
+    if per_gpu_hour is not None:
+        spec["cost"] = {"perGPUHour": per_gpu_hour}
+    return ModelDeployment.model_validate({"metadata": {"name": name}, "spec": spec})
+
+
+def test_a_multi_backend_tier_pays_for_every_backends_gpus() -> None:
+    """Two replicas of a 1-GPU ModelDeployment and one of a 4-GPU one: 6 GPUs, not 3 (the
+    first backend's GPUs times all replicas) and not 12."""
+    policy = RoutingPolicy.model_validate(
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "tiers": [
+                    {
+                        "name": "mixed",
+                        "backends": [{"modelDeployment": "one"}, {"modelDeployment": "four"}],
+                    }
+                ]
+            },
+        }
+    )
+    deployments = {"one": _deployment("one", 1), "four": _deployment("four", 4, 2.0)}
+    endpoints = {"one": ["http://a:1", "http://a:2"], "four": ["http://b:1"]}
+    table = build_table(policy, endpoints, deployments=deployments)
+    (mixed,) = table.tiers
+    assert mixed.price.per_gpu_hour == 2.0  # the first priced ModelDeployment's rate
+    view = ThroughputView(window_seconds=60, floor_tokens_per_second=1)
+    for second in range(60):
+        view.add("mixed", 10_000, now=float(second))
+    p_in, _ = per_token_price(mixed, throughput=view, now=59.0)
+    assert p_in == pytest.approx(2.0 * 6 / (10_000 * 3600), rel=0.05)
+    # the table file keeps the per-backend GPUs
+    assert TierPrice.from_dict(mixed.price.to_dict()) == mixed.price
+
+
+def test_a_tier_scaled_to_zero_is_priced_as_one_replica() -> None:
+    price = TierPrice(per_gpu_hour=2.0, gpus_per_replica=4)
+    p_in, _ = per_token_price(TierEntry("t", 0, (), price, None))
+    assert p_in == pytest.approx(2.0 * 4 / (DEFAULT_FLOOR_TOKENS_PER_SECOND * 3600))
