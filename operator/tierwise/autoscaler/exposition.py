@@ -3,7 +3,9 @@
 Why it exists: the autoscaler reads a handful of gauges from every engine pod every few
 seconds. A full parser (prometheus_client's) builds objects for every histogram bucket of a
 vLLM pod (hundreds of lines) only for us to throw them away; this reader skips any line
-whose metric name is not asked for before looking at its labels. It follows the text format
+whose metric name is not asked for before looking at its labels (a prefix test in C, then
+the name). The router's load watcher (:mod:`tierwise.router.loadwatch`) and the demo read
+with it too: one reader of the format in the code base. It follows the text format
 0.0.4 (``name{label="value",...} value [timestamp_ms]``, ``#`` comment lines, label values
 escaped with ``\\\\``, ``\\"`` and ``\\n``; lines end at ``\\n`` only), which is what vLLM and
 SGLang serve (through prometheus_client) to a client that does not ask for OpenMetrics;
@@ -39,8 +41,13 @@ def parse(text: str, names: Collection[str]) -> dict[str, list[Sample]]:
     :class:`ExpositionError`, so a broken endpoint reads as missing, never as zero.
     """
     wanted = set(names)
+    prefixes = tuple(wanted)
     out: dict[str, list[Sample]] = {}
     for lineno, raw in enumerate(text.split("\n"), 1):  # not splitlines: \r may be in a label
+        # the cheap test first (one C call): most lines of an engine's exposition are
+        # histogram buckets of metrics nobody asked for
+        if not raw.startswith(prefixes) and not (raw[:1].isspace() and raw.strip()):
+            continue
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

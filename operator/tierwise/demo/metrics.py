@@ -16,8 +16,6 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tierwise.autoscaler import demand
 from tierwise.autoscaler.exposition import ExpositionError, parse
 from tierwise.engines import engine_for
@@ -48,35 +46,45 @@ def _add(into: dict[str, float], key: str, value: float) -> None:
     into[key] = into.get(key, 0.0) + value
 
 
+_COST = PREFIX + "cost_dollars_total"
+_BASELINE = PREFIX + "baseline_cost_dollars_total"
+_AFFINITY = PREFIX + "prefix_affinity_total"
+_FALLBACKS = PREFIX + "fallbacks_total"
+_REQUESTS = PREFIX + "requests_total"
+_ENDPOINTS = PREFIX + "endpoints"
+_ROUTER_NAMES = (
+    _COST,
+    _BASELINE,
+    _AFFINITY,
+    _FALLBACKS,
+    _REQUESTS,
+    demand.PENDING_REQUESTS,
+    _ENDPOINTS,
+)
+
+
 def parse_router_metrics(text: str) -> RouterMetrics:
-    """Read the router's Prometheus text exposition."""
-    out = RouterMetrics()
-    baseline = requests = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name, labels, value = sample.name, sample.labels, float(sample.value)
-            if name == PREFIX + "cost_dollars_total":
-                _add(out.cost_by_tier, labels.get("tier", ""), value)
-            elif name == PREFIX + "baseline_cost_dollars_total":
-                baseline += value
-            elif name == PREFIX + "prefix_affinity_total":
-                _add(out.affinity, labels.get("result", ""), value)
-            elif name == PREFIX + "fallbacks_total":
-                _add(out.fallbacks, labels.get("reason", ""), value)
-            elif name == PREFIX + "requests_total":
-                requests += value
-            elif name == demand.PENDING_REQUESTS:
-                _add(out.pending, labels.get(demand.MODEL_DEPLOYMENT_LABEL, ""), value)
-            elif name == PREFIX + "endpoints":
-                _add(out.endpoints, labels.get("backend", ""), value)
+    """Read the router's Prometheus text exposition (raises :class:`ExpositionError` on
+    a malformed line of a metric it reads)."""
+    found = parse(text, _ROUTER_NAMES)
+
+    def by(name: str, label: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for sample in found.get(name, ()):
+            _add(out, sample.labels.get(label, ""), sample.value)
+        return out
+
+    def total(name: str) -> float:
+        return sum(sample.value for sample in found.get(name, ()))
+
     return RouterMetrics(
-        out.cost_by_tier,
-        baseline,
-        out.affinity,
-        out.fallbacks,
-        requests,
-        out.pending,
-        out.endpoints,
+        by(_COST, "tier"),
+        total(_BASELINE),
+        by(_AFFINITY, "result"),
+        by(_FALLBACKS, "reason"),
+        total(_REQUESTS),
+        by(demand.PENDING_REQUESTS, demand.MODEL_DEPLOYMENT_LABEL),
+        by(_ENDPOINTS, "backend"),
     )
 
 

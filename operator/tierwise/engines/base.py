@@ -29,6 +29,8 @@ class EngineMetrics:
     running_requests: str
     kv_cache_usage: str
     """0-1 fraction of the KV cache in use."""
+    kv_cache_usage_former: tuple[str, ...] = field(default=(), kw_only=True)
+    """Names older engine versions serve ``kv_cache_usage`` under (still read)."""
     prompt_tokens_total: str
     generation_tokens_total: str
     time_to_first_token_seconds: str

@@ -8,18 +8,23 @@ swaps (so in-flight counts and health survive a reload). :class:`Scraper` — a 
 task owned by the app's lifespan — reads ``/metrics`` of each self-hosted endpoint every
 ``interval_s`` with a short timeout, using the real metric names:
 
-* queue depth: vLLM ``vllm:num_requests_waiting``, SGLang ``sglang:num_queue_reqs``
-  (summed over label sets, e.g. data-parallel ranks);
-* KV-cache usage (0-1): vLLM ``vllm:kv_cache_usage_perc`` (``vllm:gpu_cache_usage_perc``
-  before v0.10), SGLang ``sglang:token_usage`` (largest over label sets).
+* queue depth: each engine profile's ``waiting_requests`` (vLLM
+  ``vllm:num_requests_waiting``, SGLang ``sglang:num_queue_reqs``), summed over label
+  sets (e.g. data-parallel ranks);
+* KV-cache usage (0-1): each profile's ``kv_cache_usage`` and its former names (vLLM
+  ``vllm:kv_cache_usage_perc``, ``vllm:gpu_cache_usage_perc`` before v0.10; SGLang
+  ``sglang:token_usage``), the largest over label sets.
+
+The names come from :mod:`tierwise.engines` (no copies here).
 
 An endpoint is marked unhealthy after ``failures_to_down`` consecutive failed scrapes
 (connection errors, timeouts, 5xx) or at once when a request cannot connect to it, and
 healthy again on the next successful scrape. External APIs are not scraped and never
 marked down by the scraper.
 
-The parser reads only the lines it needs (prometheus_client's text parser costs
-milliseconds for a full engine exposition).
+The text is read with the autoscaler's reader (:mod:`tierwise.autoscaler.exposition`),
+which skips every line not asked for with one prefix test (prometheus_client's parser
+costs milliseconds for a full engine exposition; this one about 90 µs for 480 lines).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tierwise.autoscaler import exposition
+from tierwise.engines import all_engines
 from tierwise.router.balance import ReplicaLoad
 from tierwise.router.http.client import UpstreamError, UpstreamPool
 from tierwise.router.table import Endpoint, RoutingTable
@@ -38,10 +45,13 @@ from tierwise.router.upstream import make_origin
 
 log = logging.getLogger(__name__)
 
-QUEUE_METRICS = frozenset({"vllm:num_requests_waiting", "sglang:num_queue_reqs"})
+QUEUE_METRICS = frozenset(p.metrics.waiting_requests for p in all_engines())
 KV_METRICS = frozenset(
-    {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"}
+    name
+    for p in all_engines()
+    for name in (p.metrics.kv_cache_usage, *p.metrics.kv_cache_usage_former)
 )
+_WANTED = (*QUEUE_METRICS, *KV_METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,42 +61,25 @@ class EngineLoad:
 
 
 def parse_engine_load(text: str) -> EngineLoad:
-    """Queue depth (sum) and KV-cache usage (max) from a Prometheus text exposition."""
+    """Queue depth (sum) and KV-cache usage (max) from a Prometheus text exposition.
+
+    NaN samples mean "no data" and are skipped; a malformed line of a wanted metric makes
+    the whole load unknown (never zero)."""
+    try:
+        found = exposition.parse(text, _WANTED)
+    except exposition.ExpositionError:
+        return EngineLoad(None, None)
     queue: float | None = None
     kv: float | None = None
-    for line in text.split("\n"):  # not splitlines(): label values may hold \x1c-\x1e
-        if not line.startswith(("vllm:", "sglang:")):
+    for name, samples in found.items():
+        values = [s.value for s in samples if s.value == s.value]
+        if not values:
             continue
-        brace = line.find("{")
-        space = line.find(" ")
-        if brace >= 0 and (space < 0 or brace < space):
-            name = line[:brace]
+        if name in QUEUE_METRICS:
+            queue = sum(values) if queue is None else queue + sum(values)
         else:
-            brace = -1
-            name = line[:space] if space >= 0 else line
-        is_queue = name in QUEUE_METRICS
-        if not is_queue and name not in KV_METRICS:
-            continue
-        value = _sample_value(line, brace)
-        if value is None:
-            continue
-        if is_queue:
-            queue = value if queue is None else queue + value
-        else:
-            kv = value if kv is None else max(kv, value)
+            kv = max(values) if kv is None else max(kv, *values)
     return EngineLoad(queue, kv)
-
-
-def _sample_value(line: str, brace: int) -> float | None:
-    rest = line[line.rfind("}") + 1 :] if brace >= 0 else line.split(None, 1)[-1]
-    parts = rest.split()
-    if not parts:
-        return None
-    try:
-        value = float(parts[0])
-    except ValueError:
-        return None
-    return value if value == value else None  # NaN means "no data"
 
 
 class LoadBook:
