@@ -33,12 +33,9 @@ Pricing rules
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from tierwise.router.table import RoutingTable, TierEntry
+from typing import Any, Protocol
 
 DEFAULT_FLOOR_TOKENS_PER_SECOND = 1000.0
 DEFAULT_WINDOW_SECONDS = 300.0
@@ -117,6 +114,29 @@ class TierPrice:
         )
 
 
+class PricedTier(Protocol):
+    """What pricing reads of a tier (a :class:`~tierwise.router.table.TierEntry` is one):
+    pricing depends on these three facts, not on the routing table's module."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def price(self) -> TierPrice: ...
+
+    @property
+    def replica_backends(self) -> Sequence[str]:
+        """The backend (ModelDeployment) of each self-hosted replica, one per replica."""
+        ...
+
+
+class PricedTable(Protocol):
+    """Tiers cheapest first (a :class:`~tierwise.router.table.RoutingTable` is one)."""
+
+    @property
+    def tiers(self) -> Sequence[PricedTier]: ...
+
+
 class ThroughputView:
     """Tokens served per tier over a sliding window, in fixed buckets (bounded memory).
 
@@ -168,7 +188,7 @@ class ThroughputView:
 
 
 def per_token_price(
-    tier: TierEntry, *, throughput: ThroughputView | None = None, now: float = 0.0
+    tier: PricedTier, *, throughput: ThroughputView | None = None, now: float = 0.0
 ) -> tuple[float, float]:
     """Dollars per prompt token and per completion token on ``tier``."""
     price = tier.price
@@ -179,8 +199,9 @@ def per_token_price(
         )
     if price.per_gpu_hour is None:
         return (0.0, 0.0)
-    gpus = sum(price.gpus_of(e.backend) for e in tier.endpoints if not e.external)
-    replicas = max(sum(1 for e in tier.endpoints if not e.external), 1)
+    backends = tier.replica_backends
+    gpus = sum(price.gpus_of(backend) for backend in backends)
+    replicas = max(len(backends), 1)
     hourly = price.per_gpu_hour * (gpus or price.gpus_per_replica)
     if throughput is None:
         tph = DEFAULT_FLOOR_TOKENS_PER_SECOND * 3600.0 * replicas
@@ -191,7 +212,7 @@ def per_token_price(
 
 
 def request_cost(
-    tier: TierEntry,
+    tier: PricedTier,
     prompt_tokens: int,
     completion_tokens: int,
     *,
@@ -204,7 +225,7 @@ def request_cost(
 
 
 def baseline_cost(
-    table: RoutingTable,
+    table: PricedTable,
     prompt_tokens: int,
     completion_tokens: int,
     *,

@@ -36,7 +36,7 @@ from tierwise.api.router_config import BackendInfo, RouterConfig
 from tierwise.api.routing_policy import Backend, RoutingPolicy, RoutingPolicySpec, Tier
 from tierwise.manifests.router_config import router_config
 from tierwise.router.cost import TierPrice
-from tierwise.router.tiers import CompiledRule, compile_rules
+from tierwise.router.rules import CompiledRule, compile_rules
 
 
 class FromDocument(Enum):
@@ -120,6 +120,11 @@ class TierEntry:
     absent: bool = False
     """Every backend is a ModelDeployment the operator reported missing: nothing can wake
     the tier, so requests move on at once instead of being held."""
+
+    @property
+    def replica_backends(self) -> tuple[str, ...]:
+        """The ModelDeployment of each self-hosted replica (what a GPU-hour price counts)."""
+        return tuple(e.backend for e in self.endpoints if not e.external)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from tierwise.router.classifier import Classification
 from tierwise.router.features import RequestView
+from tierwise.router.rules import _Keyword
 from tierwise.router.table import RoutingTable
 from tierwise.router.tiers import (
     PromptTooLong,
     PromptTooLongError,
     UnknownModel,
     UnknownModelError,
-    _Keyword,
     choose_tier,
 )
 
