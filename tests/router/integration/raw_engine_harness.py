@@ -20,6 +20,8 @@ class Mode(StrEnum):
     """Read the whole request, start "generating", close the connection without a byte."""
     DROP_AFTER_HEAD = "drop_after_head"
     """Read the whole request, send a 200 head, then close the connection."""
+    HANG = "hang"
+    """Read the whole request and never answer (until the router gives up)."""
     ANSWER = "answer"
     """Answer a small chat completion; close that connection ``idle_close_s`` after the
     answer, as a server closes an idle keep-alive connection (connections that served only
@@ -63,6 +65,9 @@ class RawEngine:
                 if close_at is None:
                     close_at = asyncio.get_running_loop().time() + self.idle_close_s
                 if self.mode is Mode.DROP:
+                    return
+                if self.mode is Mode.HANG:
+                    await reader.read()  # until the router closes the connection
                     return
                 if self.mode is Mode.DROP_AFTER_HEAD:
                     writer.write(
