@@ -245,6 +245,7 @@ def micro(samples: int = 20_000) -> list[tuple[str, float]]:
         v = request_view("/v1/chat/completions", {}, body)
         balancer.record(balancer.choose(loads, v), v, ok=True)
     rr = make_balancer(BalancingSpec(policy=BalancingPolicy.ROUND_ROBIN))
+    ph = make_balancer(BalancingSpec(policy=BalancingPolicy.PREFIX_HASH))
 
     def timed(fn: Callable[[dict[str, Any]], None]) -> float:
         best = float("inf")
@@ -266,8 +267,13 @@ def micro(samples: int = 20_000) -> list[tuple[str, float]]:
         v = request_view("/v1/chat/completions", {}, body)
         rr.record(rr.choose(loads, v), v, ok=True)
 
+    def prefix_hash(body: dict[str, Any]) -> None:
+        v = request_view("/v1/chat/completions", {}, body)
+        ph.record(ph.choose(loads, v), v, ok=True)
+
     return [
         ("request_view only (baseline)", timed(view_only)),
+        ("prefix-hash choose+record (2k-token prompt)", timed(prefix_hash)),
         ("round-robin choose+record", timed(round_robin)),
         ("prefix-aware choose+record (2k-token prompt)", timed(prefix)),
     ]
