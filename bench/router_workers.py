@@ -34,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -151,14 +152,19 @@ def measure(workers: int, root: Path, backend_ports: list[int], args: argparse.N
         stop_process_group(proc, 15)
 
 
-def table(rows: list[Row]) -> str:
-    base = rows[0]
+def table(rows: list[Row], first: int) -> str:
+    """Rows as measured; each compared with the latest row of ``first`` workers before it
+    (rows alternate, so that is the same repetition, seconds apart)."""
     lines = [
-        "| workers | req/s | vs first row | p50 ms | p99 ms | router CPU µs/req "
-        "| load generators' CPU (cores) | errors | load avg before / after |",
+        "| workers | req/s | vs the preceding first-count row | p50 ms | p99 ms "
+        "| router CPU µs/req | load generators' CPU (cores) | errors "
+        "| load avg before / after |",
         "|" + "---|" * 9,
     ]
+    base = rows[0]
     for r in rows:
+        if r.workers == first:
+            base = r
         lines.append(
             f"| {r.workers} | {r.rps:.0f} | {r.rps / base.rps:.2f}x | {r.p50_ms:.3f} | "
             f"{r.p99_ms:.3f} | {r.router_cpu_us:.1f} | {r.loadgen_cores:.2f} | {r.errors} | "
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):
             for count in counts:
                 rows.append(measure(count, root, ports, args))
-                print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+                print(table(rows, counts[0]).splitlines()[-1], file=sys.stderr, flush=True)
     finally:
         stop_process_group(backend, 10)
         shutil.rmtree(root, ignore_errors=True)
@@ -207,7 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         f"generators; {args.seconds}s per row; pinning: router {args.router_cpus or '-'}, "
         f"backend {args.backend_cpus or '-'}, load {args.loadgen_cpus or '-'}\n"
     )
-    print(table(rows))
+    print(table(rows, counts[0]))
+    ratios = sorted(
+        b.rps / a.rps
+        for a, b in itertools.pairwise(rows)
+        if a.workers == counts[0] and b.workers != counts[0]
+    )
+    if ratios:
+        print(f"\nratio per repetition (sorted): {', '.join(f'{r:.2f}x' for r in ratios)}")
     return 0
 
 
