@@ -25,8 +25,9 @@ Choices, and why
     * **Draining**: SIGTERM or SIGINT to the parent is forwarded to every worker; each
       stops accepting, finishes its in-flight requests (``--shutdown-grace``) and exits;
       the parent exits when all have (a worker still alive ``grace + 10`` s later is
-      killed). A worker that exits on its own stops the group (exit status 1), so the
-      pod restarts whole rather than serving on fewer cores unnoticed.
+      killed). A worker that exits on its own stops the group (with that worker's exit
+      status, 1 if it had none), so the pod restarts whole rather than serving on fewer
+      cores unnoticed.
     * Workers are forked before any event loop or thread exists in the parent.
     * With prefix-aware balancing each worker keeps its own prefix index, so a
       conversation whose turns reach different workers loses affinity; ``prefix-hash``
@@ -149,12 +150,12 @@ def supervise(count: int, host: str, port: int, worker: WorkerMain, *, grace_s: 
 
 
 def _wait(procs: Sequence[BaseProcess], stopping: dict[str, float], grace_s: float) -> int:
-    failed = False
+    failed = 0
     while any(p.exitcode is None for p in procs):
         wait([p.sentinel for p in procs if p.exitcode is None], timeout=0.5)
         exited = [p for p in procs if p.exitcode is not None]
-        if exited and not stopping["at"]:  # a worker died on its own: stop the group
-            failed = True
+        if exited and not stopping["at"]:  # a worker exited on its own: stop the group
+            failed = exited[0].exitcode or 1  # its status (2: bad arguments or document)
             stopping["at"] = time.monotonic()
             for p in procs:
                 if p.exitcode is None and p.pid is not None:
@@ -162,7 +163,7 @@ def _wait(procs: Sequence[BaseProcess], stopping: dict[str, float], grace_s: flo
         if stopping["at"] and time.monotonic() - stopping["at"] > grace_s + 10:
             break
     codes = [p.exitcode or 0 for p in procs]
-    return 1 if failed else max(codes, default=0)
+    return failed or max(codes, default=0)
 
 
 def _child(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,19 @@ def test_sigterm_drains_every_worker(start_sims, start_router: StartRouter) -> N
     assert json.loads(response.read())["choices"]
     conn.close()
     assert router.process.wait(timeout=20) == 0
+
+
+def test_a_worker_that_cannot_start_stops_the_group_with_its_status(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("kind: RoutingPolicy\nspec: {tiers: []}\n")
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text("{}\n")
+    argv = ["router", "--workers", "2", "--port", "0", "--policy", str(bad)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tierwise.cli", *argv, "--endpoints", str(endpoints)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"tierwise router:" in done.stderr

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,7 +60,7 @@ def homes(balancer: PrefixHash, reps: list[ReplicaLoad]) -> list[str]:
 def test_two_processes_with_different_hash_seeds_pick_the_same_homes() -> None:
     here = homes(hashed(), replicas(5))
     code = (
-        "import json, sys; sys.path.insert(0, 'tests/router/unit');"
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
         "import test_prefix_hash_agrees_across_processes as t;"
         "print(json.dumps(t.homes(t.hashed(), t.replicas(5))))"
     )
@@ -86,6 +87,17 @@ def test_sessions_sharing_a_system_prompt_spread_over_replicas() -> None:
     balancer, reps = hashed(), replicas(4)
     used = {balancer.choose(reps, turn(f"Task number {i}")).replica.endpoint.url for i in range(64)}
     assert len(used) == 4
+
+
+def test_completions_prompts_sharing_their_opening_share_a_home() -> None:
+    balancer, reps = hashed(), replicas(4)
+    opening = "Document: " + "lorem ipsum " * 100  # > 1,024 characters
+
+    def completion(tail: str) -> RequestView:
+        return request_view("/v1/completions", {}, {"model": "m", "prompt": opening + tail})
+
+    homes = {balancer.choose(reps, completion(f" q {i}")).replica.endpoint.url for i in range(10)}
+    assert len(homes) == 1
 
 
 def test_session_key_decides_when_present() -> None:
