@@ -146,7 +146,7 @@ class RoundRobin:
 
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         healthy = _healthy(candidates)
-        weights = shares([c.endpoint for c in healthy])
+        weights = shares(healthy)
         if weights is None:
             pick = healthy[self._next % len(healthy)]
             self._next += 1
@@ -168,7 +168,7 @@ class LeastLoad:
         self._smooth = SmoothRotation()
 
     def pick(self, healthy: Sequence[ReplicaLoad]) -> ReplicaLoad:
-        weights = shares([c.endpoint for c in healthy])
+        weights = shares(healthy)
         if weights is not None:
             return self._weighted(healthy, weights)
         n = len(healthy)
@@ -301,7 +301,7 @@ class PrefixAware:
 
 def _in_flight_per_share(healthy: Sequence[ReplicaLoad]) -> list[float]:
     """In-flight counts, scaled by 1 / (share x n) when weighted (equal shares: as is)."""
-    weights = shares([c.endpoint for c in healthy])
+    weights = shares(healthy)
     if weights is None:
         return [c.in_flight for c in healthy]
     n = len(healthy)
@@ -344,7 +344,7 @@ class PrefixHash:
 
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         healthy = _healthy(candidates)
-        weights = shares([c.endpoint for c in candidates])
+        weights = shares(candidates)
         ring = self.ring(candidates, weights)
         total = sum(c.load for c in healthy) + 1
         factor = self.spec.bounded_load_factor * total

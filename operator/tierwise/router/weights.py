@@ -19,19 +19,28 @@ not bunched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from tierwise.router.table import Endpoint
 
 
-def shares(endpoints: Sequence[Endpoint]) -> list[float] | None:
-    """Each endpoint's share of the traffic (sums to 1), or None when all are equal."""
-    if not endpoints:
+class HasEndpoint(Protocol):
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+
+def shares(replicas: Sequence[HasEndpoint]) -> list[float] | None:
+    """Each replica's share of the traffic (sums to 1), or None when all are equal."""
+    if len(replicas) < 2:
         return None
-    first = endpoints[0].backend
-    if all(e.backend == first for e in endpoints):
+    first = replicas[0].endpoint.backend
+    for r in replicas:  # the hot path: one backend, a plain loop is the cheapest check
+        if r.endpoint.backend != first:
+            break
+    else:
         return None
+    endpoints = [r.endpoint for r in replicas]
     count: dict[str, int] = {}
     for e in endpoints:
         count[e.backend] = count.get(e.backend, 0) + 1

@@ -46,7 +46,7 @@ def view(i: int) -> RequestView:
 def test_shares_split_a_backends_weight_among_its_replicas(
     backends: list[tuple[str, int, int]], expected: list[float] | None
 ) -> None:
-    got = shares([r.endpoint for r in fleet(*backends)])
+    got = shares(fleet(*backends))
     assert got == (None if expected is None else pytest.approx(expected))
 
 
