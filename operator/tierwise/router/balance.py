@@ -1,4 +1,4 @@
-"""Replica selection inside a tier: prefix-aware (default), least-load, round-robin.
+"""Replica selection inside a tier: prefix-aware (default), prefix-hash, least-load, round-robin.
 
 Why it exists: a request served by the replica that already holds its prompt prefix in
 KV cache skips most of its prefill; a request sent to an overloaded replica waits. The
@@ -33,10 +33,11 @@ Prefix-hash (consistent hashing with bounded load, KubeAI's CHWBL), step by step
        first user message [``hash_completion_chars`` 1,024 for completions prompts],
        cut to its length and edges [``hash_edge_chars`` 256]).
     2. The candidates' ring (:mod:`tierwise.router.hash_ring`, [``ring_points`` 100] per
-       endpoint, weighted) is walked clockwise from the key; the first healthy replica
-       that is not saturated (step 3 of prefix-aware, queue depth and KV-cache usage) and
-       whose load + 1 stays within ``ceil(boundedLoadFactor x (total load + 1) x share)``
-       takes the request. The home replica is an affinity hit; a later one a miss.
+       fair share, weighted; one ring per candidate set, [``ring_cache`` 64] kept) is
+       walked clockwise from the key; the first healthy replica that is not saturated
+       (step 3 of prefix-aware, queue depth and KV-cache usage) and whose load + 1 stays
+       within ``ceil(boundedLoadFactor x (total load + 1) x share)`` takes the request.
+       The home replica is an affinity hit; a later one a miss.
     3. None qualifies: least-load decides (a miss).
     Every process with the same candidates picks the same home: workers and router
     replicas agree without sharing anything. Loads are each process's own in-flight counts
