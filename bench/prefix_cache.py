@@ -113,6 +113,34 @@ class Oracle:
         return None
 
 
+class Spread:
+    """``routers`` independent balancers (router replicas or workers), each request sent to
+    one of them at random: each sees only its own in-flight counts and learns only from
+    the requests it routed, as separate processes do."""
+
+    def __init__(self, make: Callable[[], Balancer], routers: int, seed: int) -> None:
+        self._routers = [make() for _ in range(routers)]
+        self._views: list[list[ReplicaLoad]] = [[] for _ in range(routers)]
+        self._rng = random.Random(seed)
+        self.needs_prompt = self._routers[0].needs_prompt
+
+    def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
+        r = self._rng.randrange(len(self._routers))
+        views = self._views[r]
+        if len(views) != len(candidates):
+            views[:] = [ReplicaLoad(c.endpoint) for c in candidates]
+        local = self._routers[r].choose(views, request)
+        local.replica.in_flight += 1
+        shared = candidates[views.index(local.replica)]
+        request.body["_router"] = (r, local)  # type: ignore[index]
+        return Choice(shared, local.affinity, local.reason, local.matched_tokens)
+
+    def record(self, choice: Choice, request: RequestView, *, ok: bool) -> None:
+        r, local = request.body["_router"]
+        local.replica.in_flight -= 1
+        self._routers[r].record(local, request, ok=ok)
+
+
 def simulate(
     balancer: Balancer,
     sessions: dict[str, deque[Prepared]],
@@ -137,7 +165,8 @@ def simulate(
     def dispatch(now: float, sid: str, queue: deque[Prepared]) -> None:
         nonlocal hits
         p = queue.popleft()
-        view = request_view("/v1/chat/completions", {}, {**p.body, "_session": sid})
+        body = {**p.body, "_session": sid}  # a fresh dict: Spread writes into it
+        view = request_view("/v1/chat/completions", {}, body)
         choice = balancer.choose(loads, view)
         hits += choice.affinity is Affinity.HIT
         i = index[id(choice.replica)]
@@ -216,6 +245,7 @@ def micro(samples: int = 20_000) -> list[tuple[str, float]]:
         v = request_view("/v1/chat/completions", {}, body)
         balancer.record(balancer.choose(loads, v), v, ok=True)
     rr = make_balancer(BalancingSpec(policy=BalancingPolicy.ROUND_ROBIN))
+    ph = make_balancer(BalancingSpec(policy=BalancingPolicy.PREFIX_HASH))
 
     def timed(fn: Callable[[dict[str, Any]], None]) -> float:
         best = float("inf")
@@ -237,8 +267,13 @@ def micro(samples: int = 20_000) -> list[tuple[str, float]]:
         v = request_view("/v1/chat/completions", {}, body)
         rr.record(rr.choose(loads, v), v, ok=True)
 
+    def prefix_hash(body: dict[str, Any]) -> None:
+        v = request_view("/v1/chat/completions", {}, body)
+        ph.record(ph.choose(loads, v), v, ok=True)
+
     return [
         ("request_view only (baseline)", timed(view_only)),
+        ("prefix-hash choose+record (2k-token prompt)", timed(prefix_hash)),
         ("round-robin choose+record", timed(round_robin)),
         ("prefix-aware choose+record (2k-token prompt)", timed(prefix)),
     ]
@@ -268,14 +303,23 @@ def main(argv: list[str] | None = None) -> int:
         help="distinct shared system prompts of the agentic workload",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--routers", type=int, default=3, help="router replicas of the spread rows")
     parser.add_argument("--micro", action="store_true", help="also time choose()+record()")
     args = parser.parse_args(argv)
     sessions = prepare(args.requests, args.seed, args.system_prompts)
     capacity = args.kv_tokens // DEFAULT_BLOCK_SIZE
     # The router guesses the engine cache size: ~4 characters per token, 256-char blocks.
     tuning = BalancerTuning(capacity_blocks=max(args.kv_tokens * 4 // 256, 2))
+    aware: Callable[[], Balancer] = lambda: make_balancer(BalancingSpec(), tuning)  # noqa: E731
+    hashed: Callable[[], Balancer] = lambda: make_balancer(  # noqa: E731
+        BalancingSpec(policy=BalancingPolicy.PREFIX_HASH), tuning
+    )
+    n = args.routers
     policies: list[tuple[str, Callable[[], Balancer], int]] = [
-        ("prefix-aware", lambda: make_balancer(BalancingSpec(), tuning), capacity),
+        ("prefix-aware", aware, capacity),
+        ("prefix-hash", hashed, capacity),
+        (f"prefix-aware, {n} routers", lambda: Spread(aware, n, args.seed), capacity),
+        (f"prefix-hash, {n} routers", lambda: Spread(hashed, n, args.seed), capacity),
         ("least-load", lambda: make_balancer(BalancingSpec(policy="least-load")), capacity),
         ("round-robin", lambda: make_balancer(BalancingSpec(policy="round-robin")), capacity),
         ("oracle (pinned, unbounded cache)", Oracle, 10**9),

@@ -14,7 +14,13 @@ delta ``vllm:prefix_cache_queries_total`` over all replicas, imbalance = max/mea
 
 Routers (started with ``bench/router_overhead.py``'s launch helpers, same flags):
   tierwise prefix-aware       ``tierwise router`` with ``balancing: {policy: prefix-aware}``
+  tierwise prefix-hash        ``tierwise router`` with ``balancing: {policy: prefix-hash}``
   tierwise round-robin        ``tierwise router`` with ``balancing: {policy: round-robin}``
+  ..., N routers              N such router processes (same policy and endpoint files) in
+                              front of the same simulators; every request goes to one of
+                              them drawn at random (seeded), as a Service spreading
+                              connections would at worst: a session's turns land on
+                              different routers (``--router-replicas``, default 3)
   sglang-router cache_aware   sglang-router 0.3.2, default cache_aware tunables
   vllm-router cache_aware     vllm-router 0.1.17, default tunables
 
@@ -39,6 +45,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -47,16 +54,18 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
+import aiohttp
 import prefix_cache as offline  # bench/prefix_cache.py (sys.path[0] is bench/)
 import router_overhead as launch  # bench/router_overhead.py
 
 from tierwise.sim.config import SimConfig
-from tierwise.sim.driver import DriveOptions, RequestResult, drive, percentile
+from tierwise.sim.driver import DriveOptions, RequestResult, drive, percentile, send
 from tierwise.sim.latency import LatencyParams
 from tierwise.sim.process import EngineProcess, free_port, running_engines, stop_process_group
 from tierwise.sim.traffic import Request, TrafficShape, Workload, generate
@@ -66,16 +75,24 @@ SIM_MODEL = "bench"  # the ModelDeployment name router_overhead's policy file us
 
 @dataclass(frozen=True, slots=True)
 class Router:
-    """A router to measure: a target of ``router_overhead._targets``, extra flags, model."""
+    """A router to measure: a target of ``router_overhead._targets`` (or a tierwise
+    balancing policy), extra flags, model, and how many processes to run side by side."""
 
     target: str
     model: str
     extra: tuple[str, ...] = ()
+    balancing: str = ""
+    """Set: ``tierwise router`` with this ``spec.balancing.policy`` (``target`` unused)."""
+    spread: bool = False
+    """Run ``--router-replicas`` processes and spread the requests over them."""
 
 
 ROUTERS = {
-    "tierwise prefix-aware": Router("tierwise prefix-aware", "auto"),
-    "tierwise round-robin": Router("tierwise round-robin", "auto"),
+    "tierwise prefix-aware": Router("", "auto", balancing="prefix-aware"),
+    "tierwise prefix-hash": Router("", "auto", balancing="prefix-hash"),
+    "tierwise prefix-aware, N routers": Router("", "auto", balancing="prefix-aware", spread=True),
+    "tierwise prefix-hash, N routers": Router("", "auto", balancing="prefix-hash", spread=True),
+    "tierwise round-robin": Router("", "auto", balancing="round-robin"),
     "sglang-router cache_aware": Router("sglang-router cache_aware", SIM_MODEL),
     # Its default balance_abs_threshold (64) never triggers at this concurrency; this
     # row shows cache_aware with balancing that can (max-min in-flight > 4).
@@ -178,13 +195,44 @@ def wait_ready(port: int, model: str, proc: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"router on port {port} not ready after {timeout}s")
 
 
+async def drive_spread(
+    ports: list[int], requests: list[Request], options: DriveOptions, seed: int
+) -> list[RequestResult]:
+    """``drive`` over several routers: each request to a random one (seeded), sessions
+    still in turn order, one at a time, under the same concurrency limit."""
+    if len(ports) == 1:
+        return await drive(f"http://127.0.0.1:{ports[0]}", requests, options)
+    rng = random.Random(seed)
+    urls = [f"http://127.0.0.1:{rng.choice(ports)}/v1/chat/completions" for _ in requests]
+    sessions: dict[str, list[int]] = defaultdict(list)
+    for idx, request in enumerate(requests):
+        sessions[request.session_id].append(idx)
+    results: list[RequestResult | None] = [None] * len(requests)
+    limit = asyncio.Semaphore(max(options.concurrency, 1))
+    timeout = aiohttp.ClientTimeout(total=options.timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+
+        async def run_session(indices: list[int]) -> None:
+            for idx in sorted(indices, key=lambda i: requests[i].turn):
+                async with limit:
+                    results[idx] = await send(http, urls[idx], requests[idx], options)
+
+        async with asyncio.TaskGroup() as group:
+            for indices in sessions.values():
+                group.create_task(run_session(indices))
+    return [r for r in results if r is not None]
+
+
 async def drive_bounded(
-    port: int, requests: list[Request], options: DriveOptions, timeout_s: float
+    ports: list[int],
+    requests: list[Request],
+    options: DriveOptions,
+    *,
+    timeout_s: float,
+    seed: int,
 ) -> tuple[list[RequestResult], str]:
     try:
-        results = await asyncio.wait_for(
-            drive(f"http://127.0.0.1:{port}", requests, options), timeout_s
-        )
+        results = await asyncio.wait_for(drive_spread(ports, requests, options, seed), timeout_s)
     except TimeoutError:
         return [], f"timed out after {timeout_s:.0f}s"
     return results, ""
@@ -192,7 +240,7 @@ async def drive_bounded(
 
 def measure(
     name: str,
-    port: int,
+    ports: list[int],
     engines: list[EngineProcess],
     *,
     requests: list[Request],
@@ -201,10 +249,15 @@ def measure(
     """Drive the workload through the router listening on ``port``; counter deltas."""
     before = [scrape(e.url) for e in engines]
     options = DriveOptions(
-        model=ROUTERS[name].model, concurrency=args.concurrency, stream=False, timeout_s=60.0
+        model=ROUTERS[name.replace(f"{args.router_replicas} routers", "N routers")].model,
+        concurrency=args.concurrency,
+        stream=False,
+        timeout_s=60.0,
     )
     began = time.monotonic()
-    results, note = asyncio.run(drive_bounded(port, requests, options, args.target_timeout))
+    results, note = asyncio.run(
+        drive_bounded(ports, requests, options, timeout_s=args.target_timeout, seed=args.seed)
+    )
     wall = time.monotonic() - began
     after = [scrape(e.url) for e in engines]
     queries = sum(a.queries - b.queries for a, b in zip(after, before, strict=True))
@@ -232,19 +285,39 @@ def run_router(
     with running_engines(sim_configs(args, model_dir)) as engines:
         ports = [e.port for e in engines]
         router = ROUTERS[name]
-        command = launch._targets(root, ports, model_dir)[router.target]
-        assert command is not None
-        port = free_port()
-        log = root / f"router-{len(list(root.glob('router-*')))}.log"
-        with router_process([*command(port), *router.extra], log) as proc:
-            try:
-                wait_ready(port, router.model, proc, timeout=60)
-            except (RuntimeError, TimeoutError) as exc:
-                tail = log.read_text(errors="replace")[-400:]
-                return Row(
-                    name, 0.0, [0] * len(engines), 0, len(requests), 0, 0, 0, f"{exc} {tail}"
-                )
-            return measure(name, port, engines, requests=requests, args=args)
+        command = router_command(router, root, ports, model_dir)
+        count = args.router_replicas if router.spread else 1
+        with contextlib.ExitStack() as stack:
+            router_ports = []
+            for _ in range(count):
+                port = free_port()
+                log = root / f"router-{len(list(root.glob('router-*')))}.log"
+                proc = stack.enter_context(router_process([*command(port), *router.extra], log))
+                try:
+                    wait_ready(port, router.model, proc, timeout=60)
+                except (RuntimeError, TimeoutError) as exc:
+                    tail = log.read_text(errors="replace")[-400:]
+                    return Row(
+                        name, 0.0, [0] * len(engines), 0, len(requests), 0, 0, 0, f"{exc} {tail}"
+                    )
+                router_ports.append(port)
+            return measure(
+                row_name(name, args), router_ports, engines, requests=requests, args=args
+            )
+
+
+def router_command(router: Router, root: Path, ports: list[int], model_dir: str) -> launch.Command:
+    if router.balancing:
+        policy = launch._policy(root, ports, router.balancing)
+        tw = [launch.PY, "-m", "tierwise.cli", "router", "--log-level", "warning", *policy]
+        return lambda p: [*tw, "--port", str(p)]
+    command = launch._targets(root, ports, model_dir)[router.target]
+    assert command is not None
+    return command
+
+
+def row_name(name: str, args: argparse.Namespace) -> str:
+    return name.replace("N routers", f"{args.router_replicas} routers")
 
 
 def oracle(args: argparse.Namespace) -> Row:
@@ -293,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--system-prompts", type=int, default=TrafficShape().agentic_system_prompts)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--target-timeout", type=float, default=90.0)
+    parser.add_argument("--router-replicas", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated name fragments")
     parser.add_argument("--json", default="/tmp/tierwise-prefix-cache-http.json")
     args = parser.parse_args(argv)

@@ -54,6 +54,7 @@ class FallbackAction(StrEnum):
 
 class BalancingPolicy(StrEnum):
     PREFIX_AWARE = "prefix-aware"
+    PREFIX_HASH = "prefix-hash"
     LEAST_LOAD = "least-load"
     ROUND_ROBIN = "round-robin"
 
@@ -81,7 +82,8 @@ class Backend(SpecModel):
     external: ExternalBackend | None = None
     """An external OpenAI-compatible API."""
     weight: Annotated[int, Field(ge=1, le=1000)] = 1
-    """Relative share of the tier's traffic when it has several backends."""
+    """Relative share of the tier's traffic when it has several backends: the balancers
+    split it equally among the backend's ready replicas and honour it in their choices."""
 
     model_config = validations(
         cel(
@@ -273,7 +275,9 @@ class BalancingSpec(SpecModel):
 
     policy: BalancingPolicy = BalancingPolicy.PREFIX_AWARE
     """prefix-aware (the replica most likely to hold the prompt's prefix in cache, unless it
-    is saturated), least-load, or round-robin."""
+    is saturated, from this router process's own index), prefix-hash (consistent hashing
+    of the conversation with bounded load: the same choice in every router replica and
+    worker without shared state), least-load, or round-robin."""
     session_header: Annotated[str, Field(max_length=256)] = "x-session-id"
     """Header whose value keeps a session on one replica (the request's user field is used
     when the header is absent)."""
@@ -285,6 +289,10 @@ class BalancingSpec(SpecModel):
     """KV-cache usage (0-1) at which a replica is saturated."""
     min_prefix_match_tokens: Annotated[int, Field(ge=0, le=1_000_000)] = 32
     """A cached prefix shorter than this is not worth affinity; least-load decides."""
+    bounded_load_factor: Annotated[float, Field(ge=1, le=10)] = 1.25
+    """prefix-hash only: a replica takes a conversation while its load stays within this
+    factor of its fair share of the tier's load; past it the conversation moves to the
+    next replica on the ring."""
 
 
 class RoutingPolicySpec(SpecModel):

@@ -1,4 +1,4 @@
-"""Replica selection inside a tier: prefix-aware (default), least-load, round-robin.
+"""Replica selection inside a tier: prefix-aware (default), prefix-hash, least-load, round-robin.
 
 Why it exists: a request served by the replica that already holds its prompt prefix in
 KV cache skips most of its prefill; a request sent to an overloaded replica waits. The
@@ -27,12 +27,38 @@ Prefix-aware, step by step (tunables in brackets; spec fields in ``spec.balancin
        blocks per replica, about 1 M characters or 260 k tokens, roughly one engine's KV
        cache) and pins the session.
 
+Prefix-hash (consistent hashing with bounded load, KubeAI's CHWBL), step by step
+    1. The request's key is the stable hash of its session key when it has one, else of
+       its conversation anchor (``RequestView.anchor_text``: system prompt through the
+       first user message [``hash_completion_chars`` 1,024 for completions prompts],
+       cut to its length and edges [``hash_edge_chars`` 256]).
+    2. The candidates' ring (:mod:`tierwise.router.hash_ring`, [``ring_points`` 100] per
+       fair share, weighted; one ring per candidate set, [``ring_cache`` 64] kept) is
+       walked clockwise from the key; the first healthy replica that is not saturated
+       (step 3 of prefix-aware, queue depth and KV-cache usage) and whose load + 1 stays
+       within ``ceil(boundedLoadFactor x (total load + 1) x share)`` takes the request.
+       The home replica is an affinity hit; a later one a miss.
+    3. None qualifies: least-load decides (a miss).
+    Every process with the same candidates picks the same home: workers and router
+    replicas agree without sharing anything. Loads are each process's own in-flight counts
+    plus the engines' scraped queue depths, so under load processes may spill differently.
+
 Least-load: in-flight requests plus the engine's queue depth; ties rotate. Round-robin:
-rotates over the healthy candidates. Backend ``weight`` is not applied by these policies.
+rotates over the healthy candidates.
+
+Weights: ``Backend.weight`` becomes each endpoint's share (:mod:`tierwise.router.weights`;
+a tier with one backend skips all of this). Least-load compares load / share and breaks
+ties by smooth weighted rotation, so idle replicas are picked in proportion to their
+shares and busy ones carry in-flight requests in proportion to them; round-robin is
+smooth weighted round-robin; prefix-aware's in-flight cut-off (step 3) and its least-load
+fallback compare in-flight / share; prefix-hash gives each endpoint ring points and a load
+bound in proportion to its share. A prefix-aware affinity hit itself ignores weights: the
+cache saving wins while the replica is within its cut-off.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +66,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from tierwise.api.routing_policy import BalancingPolicy, BalancingSpec
+from tierwise.router.hash_ring import HashRing, stable_hash
 from tierwise.router.prefix_tree import PrefixIndex
+from tierwise.router.weights import SmoothRotation, shares
 
 if TYPE_CHECKING:
     from tierwise.router.features import RequestView
@@ -89,6 +117,10 @@ class BalancerTuning:
     session_capacity: int = 65_536
     imbalance_factor: float = 1.5
     imbalance_slack: float = 4.0
+    ring_points: int = 100
+    hash_completion_chars: int = 1_024
+    hash_edge_chars: int = 256
+    ring_cache: int = 64
 
 
 class Balancer(Protocol):
@@ -111,12 +143,17 @@ class RoundRobin:
 
     def __init__(self) -> None:
         self._next = 0
+        self._smooth = SmoothRotation()
 
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         healthy = _healthy(candidates)
-        pick = healthy[self._next % len(healthy)]
-        self._next += 1
-        return Choice(pick, Affinity.NONE, "round-robin")
+        weights = shares(healthy)
+        if weights is None:
+            pick = healthy[self._next % len(healthy)]
+            self._next += 1
+            return Choice(pick, Affinity.NONE, "round-robin")
+        pick = healthy[self._smooth.pick([c.endpoint.url for c in healthy], weights)]
+        return Choice(pick, Affinity.NONE, "weighted round-robin")
 
     def record(self, choice: Choice, request: RequestView, *, ok: bool) -> None:
         return None
@@ -129,8 +166,12 @@ class LeastLoad:
 
     def __init__(self) -> None:
         self._start = 0
+        self._smooth = SmoothRotation()
 
     def pick(self, healthy: Sequence[ReplicaLoad]) -> ReplicaLoad:
+        weights = shares(healthy)
+        if weights is not None:
+            return self._weighted(healthy, weights)
         n = len(healthy)
         start = self._start % n
         self._start += 1
@@ -142,6 +183,16 @@ class LeastLoad:
             if load < best_load:
                 best, best_load = c, load
         return best
+
+    def _weighted(self, healthy: Sequence[ReplicaLoad], weights: list[float]) -> ReplicaLoad:
+        """Least load / share; ties by smooth weighted rotation (module docstring)."""
+        scores = [c.load / w for c, w in zip(healthy, weights, strict=True)]
+        low = min(scores)
+        tied = [i for i, score in enumerate(scores) if score <= low * (1 + 1e-9)]
+        if len(tied) == 1:
+            return healthy[tied[0]]
+        urls = [healthy[i].endpoint.url for i in tied]
+        return healthy[tied[self._smooth.pick(urls, [weights[i] for i in tied])]]
 
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         pick = self.pick(_healthy(candidates))
@@ -164,31 +215,32 @@ class PrefixAware:
         self._trees: dict[str, PrefixIndex] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()
 
-    def _saturated(self, c: ReplicaLoad, in_flight_cap: float) -> bool:
+    def _saturated(self, c: ReplicaLoad, in_flight: float, in_flight_cap: float) -> bool:
         q, kv = c.queue_depth, c.kv_cache_usage
         return (
             (q is not None and q >= self.spec.saturation_queue_depth)
             or (kv is not None and kv >= self.spec.saturation_kv_cache_usage)
-            or c.in_flight > in_flight_cap
+            or in_flight > in_flight_cap
         )
 
     def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
         healthy = _healthy(candidates)
         t = self.tuning
-        cap = t.imbalance_factor * min(c.in_flight for c in healthy) + t.imbalance_slack
+        in_flight = _in_flight_per_share(healthy)
+        cap = t.imbalance_factor * min(in_flight) + t.imbalance_slack
         session = request.session_key(self._session_header)
         if session is not None:
             url = self._sessions.get(session)
-            for c in healthy:
-                if c.endpoint.url == url and not self._saturated(c, cap):
+            for c, n in zip(healthy, in_flight, strict=True):
+                if c.endpoint.url == url and not self._saturated(c, n, cap):
                     return Choice(c, Affinity.HIT, f"session {session[:32]!r} pinned")
         keys = request.block_hashes(t.block_chars)
         best: ReplicaLoad | None = None
         best_blocks = 0
         saturated = 0
         trees = self._trees
-        for c in healthy:
-            if self._saturated(c, cap):
+        for c, n_flight in zip(healthy, in_flight, strict=True):
+            if self._saturated(c, n_flight, cap):
                 saturated += 1
                 continue
             tree = trees.get(c.endpoint.url)
@@ -248,6 +300,88 @@ class PrefixAware:
         return self._trees.get(url)
 
 
+def _in_flight_per_share(healthy: Sequence[ReplicaLoad]) -> list[float]:
+    """In-flight counts, scaled by 1 / (share x n) when weighted (equal shares: as is)."""
+    weights = shares(healthy)
+    if weights is None:
+        return [c.in_flight for c in healthy]
+    n = len(healthy)
+    return [c.in_flight / (w * n) for c, w in zip(healthy, weights, strict=True)]
+
+
+class PrefixHash:
+    """Consistent hashing of the conversation with bounded load (module docstring)."""
+
+    needs_prompt = True
+
+    def __init__(self, spec: BalancingSpec, tuning: BalancerTuning) -> None:
+        self.spec = spec
+        self.tuning = tuning
+        self._session_header = spec.session_header.lower()
+        self._least = LeastLoad()
+        self._rings: OrderedDict[tuple[tuple[str, float], ...], HashRing] = OrderedDict()
+
+    def ring(self, candidates: Sequence[ReplicaLoad], weights: list[float] | None) -> HashRing:
+        """The candidates' ring, built once per candidate set and weights (LRU-bounded)."""
+        if weights is None:
+            weights = [1.0 / len(candidates)] * len(candidates)
+        key = tuple((c.endpoint.url, w) for c, w in zip(candidates, weights, strict=True))
+        rings = self._rings
+        ring = rings.get(key)
+        if ring is None:
+            ring = rings[key] = HashRing([u for u, _ in key], weights, self.tuning.ring_points)
+            if len(rings) > self.tuning.ring_cache:
+                rings.popitem(last=False)
+        else:
+            rings.move_to_end(key)
+        return ring
+
+    def key(self, request: RequestView) -> int:
+        session = request.session_key(self._session_header)
+        if session is not None:
+            return stable_hash("session\0" + session)
+        t = self.tuning
+        return stable_hash(request.anchor_text(t.hash_completion_chars, t.hash_edge_chars))
+
+    def choose(self, candidates: Sequence[ReplicaLoad], request: RequestView) -> Choice:
+        healthy = _healthy(candidates)
+        weights = shares(candidates)
+        ring = self.ring(candidates, weights)
+        total = sum(c.load for c in healthy) + 1
+        factor = self.spec.bounded_load_factor * total
+        live = sum(weights[i] for i, c in enumerate(candidates) if c.healthy) if weights else 0
+        n_live = len(healthy)
+        spec = self.spec
+        home = True
+        for idx in ring.walk(self.key(request)):
+            c = candidates[idx]
+            if not c.healthy:
+                home = False
+                continue
+            share = weights[idx] / live if weights else 1 / n_live
+            q, kv = c.queue_depth, c.kv_cache_usage
+            if (
+                c.load + 1 <= math.ceil(factor * share)
+                and (q is None or q < spec.saturation_queue_depth)
+                and (kv is None or kv < spec.saturation_kv_cache_usage)
+            ):
+                if home:
+                    return Choice(c, Affinity.HIT, "hash ring home")
+                return Choice(
+                    c,
+                    Affinity.MISS,
+                    f"hash ring home down, saturated or over its load bound; next ({c.load:g})",
+                )
+            home = False
+        pick = self._least.pick(healthy)
+        return Choice(
+            pick, Affinity.MISS, f"every replica over its load bound; least-load ({pick.load:g})"
+        )
+
+    def record(self, choice: Choice, request: RequestView, *, ok: bool) -> None:
+        return None
+
+
 def make_balancer(spec: BalancingSpec, tuning: BalancerTuning | None = None) -> Balancer:
     """The balancer ``spec.policy`` names, configured from ``spec`` and ``tuning``."""
     match spec.policy:
@@ -257,3 +391,5 @@ def make_balancer(spec: BalancingSpec, tuning: BalancerTuning | None = None) -> 
             return LeastLoad()
         case BalancingPolicy.PREFIX_AWARE:
             return PrefixAware(spec, tuning or BalancerTuning())
+        case BalancingPolicy.PREFIX_HASH:
+            return PrefixHash(spec, tuning or BalancerTuning())

@@ -188,9 +188,7 @@ def write_outputs(out: Path, artifact: dict[str, Any], args: argparse.Namespace)
     )
     lines = ["threshold,top_tier_share,quality,relative_quality"]
     for p in artifact["calibration"]["curve"]:
-        lines.append(
-            f"{p['threshold']},{p['topTierShare']},{p['quality']},{p['relativeQuality']}"
-        )
+        lines.append(f"{p['threshold']},{p['topTierShare']},{p['quality']},{p['relativeQuality']}")
     (out / "curve.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

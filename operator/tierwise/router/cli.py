@@ -27,6 +27,9 @@ Files are polled every ``--watch-interval``; watch events are coalesced for
 ``--coalesce`` seconds into one table; SIGHUP reloads at once; a document or table that
 fails to load is logged and counted and the old one stays. SIGTERM/SIGINT drain in-flight
 requests (up to ``--shutdown-grace``) and exit.
+
+``--workers N`` (or ``auto``) runs N such processes on one port
+(:mod:`tierwise.router.workers`); each worker watches the sources itself.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -59,6 +63,8 @@ from tierwise.router.kubeapi import KubeApi, KubeConfigError, load_kube_config
 from tierwise.router.server import ClassifierBackend, Settings, TableSource, create_app
 from tierwise.router.table import FROM_DOCUMENT, RoutingTable
 from tierwise.router.table_document import TableError, load_table
+from tierwise.router.worker_peers import Peers, WorkerGroup
+from tierwise.router.workers import available_cores, supervise
 
 log = logging.getLogger("tierwise.router")
 
@@ -119,6 +125,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="router processes sharing the port (SO_REUSEPORT); auto: the cores this "
+        "container may use (CPU affinity capped by the cgroup quota). Default 1",
+    )
     parser.add_argument(
         "--pending-wait",
         type=float,
@@ -271,26 +285,57 @@ def settings_from(args: argparse.Namespace, namespace: str | None = None) -> Set
     )
 
 
+def _workers(value: str) -> int:
+    if value == "auto":
+        return available_cores()
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError("--workers must be >= 1 or auto")
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.workers > 1:
+
+        def worker(index: int, count: int, folder: Path, port: int) -> int:
+            group = WorkerGroup(index, count, folder)
+            return run_one(argparse.Namespace(**{**vars(args), "port": port}), group)
+
+        grace = args.shutdown_grace
+        return supervise(args.workers, args.host, args.port, worker, grace_s=grace)
+    return run_one(args)
+
+
+def run_one(args: argparse.Namespace, group: WorkerGroup | None = None) -> int:
+    """One router process (a worker of ``group`` when given)."""
     try:
         sources = plan(args)
     except (UsageError, KubeConfigError) as exc:
         print(f"tierwise router: {exc}", file=sys.stderr)
         return 2
     settings = settings_from(args, sources.namespace)
+    if group is not None:
+        settings = dataclasses.replace(settings, reuse_port=True)
+    timeout = args.sync_timeout
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return asyncio.run(serve(sources, settings, sync_timeout_s=args.sync_timeout))
-    result: int = uvloop.run(serve(sources, settings, sync_timeout_s=args.sync_timeout))
+        return asyncio.run(serve(sources, settings, sync_timeout_s=timeout, group=group))
+    result: int = uvloop.run(serve(sources, settings, sync_timeout_s=timeout, group=group))
     return result
 
 
-async def serve(sources: Sources, settings: Settings, *, sync_timeout_s: float = 30.0) -> int:
-    """Run a router until SIGTERM or SIGINT; return the exit status."""
+async def serve(
+    sources: Sources,
+    settings: Settings,
+    *,
+    sync_timeout_s: float = 30.0,
+    group: WorkerGroup | None = None,
+) -> int:
+    """Run a router (or one worker of ``group``) until SIGTERM or SIGINT; exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -308,6 +353,8 @@ async def serve(sources: Sources, settings: Settings, *, sync_timeout_s: float =
             app = create_app(table, settings)
             if sources.stats is not None:
                 app.metrics.registry.register(sources.stats)
+            if group is not None:
+                app.peers = Peers(group, app.local_metrics, app.local_ready)
             async with app.running(source) as port:
                 # everything allocated so far lives as long as the process: keep it out of
                 # the collector's way, and collect young objects less often (fewer pauses)

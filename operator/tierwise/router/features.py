@@ -20,6 +20,14 @@ Token estimate (``prompt_tokens``)
 
 Session key
     The value of the policy's session header if present, else the body's ``user`` field.
+
+Conversation anchor (``anchor_text``)
+    What names a conversation across its turns, for consistent hashing: chat, the
+    contents of the messages up to and including the first ``user`` message (system prompt
+    plus the task; later turns only append to it); completions, the first
+    ``completion_chars`` characters of the prompt. Only its length and its first and last
+    ``edge_chars`` characters are kept, so hashing a 10k-character system prompt costs
+    the same as a short one.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ class RequestView:
     _tokens: int | None = field(default=None, init=False, repr=False)
     _blocks: tuple[int, list[int]] | None = field(default=None, init=False, repr=False)
     _session: Any = field(default=_UNSET, init=False, repr=False)
+    _anchor: str | None = field(default=None, init=False, repr=False)
 
     @property
     def prompt_text(self) -> str:
@@ -75,6 +84,15 @@ class RequestView:
             self._session = value
         result: str | None = self._session
         return result
+
+    def anchor_text(self, completion_chars: int, edge_chars: int) -> str:
+        """The conversation anchor, cut to its length and edges (see the module docstring)."""
+        if self._anchor is None:
+            text = _anchor(self.body, completion_chars)
+            if len(text) > 2 * edge_chars:
+                text = f"{len(text)}:{text[:edge_chars]}:{text[-edge_chars:]}"
+            self._anchor = text
+        return self._anchor
 
     def block_hashes(self, block_chars: int) -> list[int]:
         """Chained hashes of the prompt's full ``block_chars``-character blocks (cached).
@@ -125,6 +143,19 @@ def _extract_text(body: Mapping[str, Any]) -> str:
     if isinstance(prompt, list):
         return "\n".join(p for p in prompt if isinstance(p, str))
     return ""
+
+
+def _anchor(body: Mapping[str, Any], completion_chars: int) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        parts: list[str] = []
+        for message in messages:
+            if isinstance(message, Mapping):
+                parts.append(_content_text(message.get("content")))
+                if message.get("role") == "user":
+                    break
+        return "\n".join(parts)
+    return _extract_text(body)[:completion_chars]
 
 
 def _content_text(content: object) -> str:

@@ -84,6 +84,7 @@ from tierwise.router.tier_quality_service import (
     artifact_path,
 )
 from tierwise.router.upstream import KeyStore, make_target
+from tierwise.router.worker_peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ class RouterApp:
         self.access: AccessKeys | None = None
         self._secret_files: tuple[str, ...] = ()
         self._secrets_seen: object = None
+        self.peers: Peers | None = None
+        """Sibling workers (``--workers``): /metrics and /readyz then answer for all."""
         self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self.proxy.handle),
             "/v1/completions": ("POST", self.proxy.handle),
@@ -364,7 +367,9 @@ class RouterApp:
         request that would wake them could never arrive (it holds such requests and the
         operator reads that demand); with no usable tier it answers 503 itself, fast."""
         snap = self.proxy.snapshot
-        ready = not self.shutting_down and snap is not None
+        ready = self.local_ready()
+        if ready and self.peers is not None:
+            ready = await self.peers.all_ready()
         healthy = (
             sum(1 for loads in snap.loads.values() for load in loads if load.healthy)
             if snap is not None
@@ -384,10 +389,17 @@ class RouterApp:
         )
         writer.send(200 if ready else 503, JSON, body)
 
+    def local_ready(self) -> bool:
+        """This process has a table and is not shutting down."""
+        return not self.shutting_down and self.proxy.snapshot is not None
+
+    def local_metrics(self) -> bytes:
+        """This process's metrics (Prometheus text)."""
+        return generate_latest(self.metrics.registry)
+
     async def _metrics(self, request: Request, writer: ResponseWriter) -> None:
-        writer.send(
-            200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(self.metrics.registry)
-        )
+        body = self.local_metrics() if self.peers is None else await self.peers.metrics()
+        writer.send(200, [("content-type", CONTENT_TYPE_LATEST)], body)
 
     # -- lifespan ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -409,6 +421,8 @@ class RouterApp:
             watcher = asyncio.get_running_loop().create_task(self._watch(source))
         reaper = asyncio.get_running_loop().create_task(self.pool.reap())
         try:
+            if self.peers is not None:
+                await self.peers.start()
             async with scraping(scraper):
                 yield self.port
         finally:
@@ -421,6 +435,8 @@ class RouterApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             await self.server.shutdown(self.settings.shutdown_grace_s)
+            if self.peers is not None:  # after the drain: scrapes still count this worker
+                await self.peers.stop()
             await self.pool.close()
             self._scoring.shutdown(wait=False, cancel_futures=True)
 

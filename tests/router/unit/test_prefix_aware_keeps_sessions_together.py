@@ -18,6 +18,7 @@ from tierwise.router.balance import (
     LeastLoad,
     NoReplicaError,
     PrefixAware,
+    PrefixHash,
     ReplicaLoad,
     RoundRobin,
     make_balancer,
@@ -52,12 +53,17 @@ def send(balancer: PrefixAware, reps: list[ReplicaLoad], view: RequestView) -> R
 
 @pytest.mark.parametrize(
     ("policy", "kind"),
-    [("prefix-aware", PrefixAware), ("least-load", LeastLoad), ("round-robin", RoundRobin)],
+    [
+        ("prefix-aware", PrefixAware),
+        ("prefix-hash", PrefixHash),
+        ("least-load", LeastLoad),
+        ("round-robin", RoundRobin),
+    ],
 )
 def test_factory_builds_the_named_policy(policy: str, kind: type) -> None:
     balancer = make_balancer(BalancingSpec.model_validate({"policy": policy}))
     assert isinstance(balancer, kind)
-    assert balancer.needs_prompt is (policy == "prefix-aware")
+    assert balancer.needs_prompt is policy.startswith("prefix-")
 
 
 def test_same_prefix_goes_to_same_replica() -> None:
