@@ -104,6 +104,21 @@ class RouterProcess:
                     total += sample.value
         return total
 
+    def metric_reaches(
+        self, name: str, value: float, timeout_s: float = 5.0, **labels: str
+    ) -> float:
+        """``metric`` once it equals ``value`` (or its last reading after ``timeout_s``).
+
+        A streamed answer is counted after its last byte leaves the router, so a client
+        that has read ``[DONE]`` can ask for the metrics a moment before the count moves.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = self.metric(name, **labels)
+            if seen == value or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.02)
+
     def write_endpoints(self, endpoints: dict[str, list[str]]) -> None:
         _write_atomic(self.endpoints_path, yaml.safe_dump(endpoints))
 
