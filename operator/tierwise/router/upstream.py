@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,11 +225,29 @@ class SseRelay:
     arrive (the bytes as received), holds back only an incomplete trailing event, reads the
     usage event and optionally removes it (see the module docstring)."""
 
-    __slots__ = ("_held", "_strip", "_writer", "completion", "events", "first_at", "prompt")
+    __slots__ = (
+        "_ended",
+        "_held",
+        "_strip",
+        "_writer",
+        "completion",
+        "events",
+        "first_at",
+        "prompt",
+    )
 
-    def __init__(self, writer: ResponseWriter, *, strip_usage: bool) -> None:
+    def __init__(
+        self,
+        writer: ResponseWriter,
+        *,
+        strip_usage: bool,
+        ended: Callable[[], bool] | None = None,
+    ) -> None:
         self._writer = writer
         self._strip = strip_usage
+        self._ended = ended
+        """True once the upstream's answer is complete: the last events then leave with
+        the end of the client's response in one write."""
         self._held = b""
         self.prompt: int | None = None
         self.completion: int | None = None
@@ -248,7 +266,7 @@ class SseRelay:
             self._held = b""
         usage = b'"usage"' in data
         if not usage and data.endswith(b"\n\n"):
-            self._writer.write(data)
+            self._write(data)
             return
         cut = _last_event_end(data)
         if cut < 0:
@@ -259,6 +277,12 @@ class SseRelay:
         if usage and _USAGE_OBJECT.search(data):
             data = self._take_usage(data)
         if data:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._ended is not None and not self._held and self._ended():
+            self._writer.write(data, last=True)
+        else:
             self._writer.write(data)
 
     def _take_usage(self, complete: bytes) -> bytes:
@@ -388,7 +412,7 @@ async def _whole(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter)
 
 
 async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
-    relay = SseRelay(writer, strip_usage=fwd.strip_usage)
+    relay = SseRelay(writer, strip_usage=fwd.strip_usage, ended=lambda: conn.complete)
     writer.start_block(200, client_headers(conn, fwd.decision), hold=True)
     writer.pause_hook = conn.pause_reading
     outcome = Outcome(200)

@@ -82,9 +82,11 @@ STREAM = [
 class _Writer:
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
+        self.last: list[bool] = []
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, last: bool = False) -> None:
         self.pieces.append(data)
+        self.last.append(last)
 
 
 def _relay(pieces: list[bytes], *, strip: bool) -> tuple[bytes, SseRelay]:
@@ -174,3 +176,23 @@ def test_relay_keeps_per_chunk_usage_events_that_carry_choices() -> None:
     out, relay = _relay([b"".join(events)], strip=True)
     assert out == b"".join(events)
     assert (relay.prompt, relay.completion) == (4, 2)
+
+
+def test_the_last_events_end_the_response_in_the_same_write() -> None:
+    """Once the upstream's answer is complete, the final events and the end of the client's
+    response leave together; a held partial event keeps the end for ``finish``."""
+    done = [False]
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=True, ended=lambda: done[0])  # type: ignore[arg-type]
+    relay(STREAM[0])
+    done[0] = True
+    relay(b"".join(STREAM[1:]))
+    assert writer.last == [False, True]
+    assert b"".join(writer.pieces) == b"".join(s for s in STREAM if s != STREAM[3])
+
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=False, ended=lambda: True)  # type: ignore[arg-type]
+    relay(STREAM[0] + b"data: cut")
+    relay.finish()
+    assert writer.pieces == [STREAM[0], b"data: cut"]
+    assert writer.last == [False, False]

@@ -161,14 +161,24 @@ class ResponseWriter:
         if transport is not None:
             transport.write(head)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, last: bool = False) -> None:
+        """Send a piece of a streamed body; ``last``: it is the end of the response too
+        (the piece and the end leave in one write)."""
         transport = self._conn.transport
-        if data and transport is not None:
-            head, self._head = self._head, b""
-            if self._chunked:
-                transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
-            else:
-                transport.write(head + data if head else data)
+        if transport is None or self.finished:
+            return
+        if not data:
+            if last:
+                self.end()
+            return
+        head, self._head = self._head, b""
+        if self._chunked:
+            end = b"0\r\n\r\n" if last else b""
+            transport.write(b"%b%x\r\n%b\r\n%b" % (head, len(data), data, end))
+        else:
+            transport.write(head + data if head else data)
+        if last:
+            self.finished = True
 
     def flush(self) -> None:
         """Send a held head (see :meth:`start_block`) now."""
