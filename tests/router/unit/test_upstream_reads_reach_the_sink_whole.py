@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tierwise.router.http.client import Origin, UpstreamConnection
+import pytest
+
+from tierwise.router.http.client import ConnectionDroppedError, Origin, UpstreamConnection
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
@@ -39,3 +41,16 @@ async def test_pieces_parsed_before_a_malformed_byte_still_reach_the_sink() -> N
     conn.data_received(_chunks(b"ok") + b"zz-not-a-chunk-size\r\n")
     assert got == [b"ok"]
     assert not conn.complete
+
+
+async def test_a_failing_sink_fails_the_answer_and_drops_the_connection() -> None:
+    conn = UpstreamConnection(Origin("http", "engine", 80), asyncio.get_running_loop())
+    conn.data_received(HEAD)
+
+    def broken(data: bytes) -> None:
+        raise RuntimeError("client writer gone")
+
+    conn.set_sink(broken)
+    conn.data_received(_chunks(b"x"))
+    with pytest.raises(ConnectionDroppedError, match="relaying the answer failed"):
+        await conn.wait_done()

@@ -173,7 +173,11 @@ class UpstreamConnection(asyncio.Protocol):
         chunks = self._chunks
         if self._sink is not None and chunks:
             self._chunks = []
-            self._sink(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            try:
+                self._sink(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            except Exception as exc:  # the relay broke: end this answer, not the event loop
+                self._fail(ConnectionDroppedError(f"relaying the answer failed: {exc!r}"))
+                self.close()
 
     def eof_received(self) -> bool | None:
         return None
