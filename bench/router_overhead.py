@@ -16,9 +16,15 @@ endpoints for the peers. The load generator holds keep-alive connections (one pe
 concurrent client), sends chat bodies with a shared 1 KB system prompt and a varying
 user turn, and measures each request to its last byte (streams: to ``[DONE]``).
 
+It also runs the same bare proxy (no routing) on three HTTP server stacks — tierwise's
+hand-written server, uvicorn and granian (bench/server_stacks.py) — to compare the
+servers alone. ``--rounds N`` runs every target N times, interleaved, and reports per cell
+the round with the least router CPU per request (see :func:`best_of_rounds`).
+
 Usage::
 
     .venv/bin/python bench/router_overhead.py run [--seconds 3] [--only tierwise,direct]
+    .venv/bin/python bench/router_overhead.py run --rounds 2 --concurrency 16,64
     # writes a Markdown table to stdout and raw JSON to --json (default /tmp/...)
 """
 
@@ -48,6 +54,7 @@ from tierwise.sim.process import stop_process_group
 
 PY = sys.executable
 HERE = Path(__file__).resolve()
+STACKS = HERE.parent / "server_stacks.py"
 CHUNKS = 32
 SYSTEM = ("You are a careful assistant for a logistics company. " * 20).strip()
 
@@ -390,6 +397,23 @@ def _targets(root: Path, ports: list[int], model_dir: str) -> dict[str, Command 
             str(p),
         ],
         "aiohttp proxy": lambda p: [PY, str(HERE), "aiohttp-proxy", "--port", str(p), *urls],
+        "server raw (bare proxy)": lambda p: [PY, str(STACKS), "raw", "--port", str(p), *urls],
+        "server uvicorn (bare ASGI proxy)": lambda p: [
+            PY,
+            str(STACKS),
+            "uvicorn",
+            "--port",
+            str(p),
+            *urls,
+        ],
+        "server granian (bare ASGI proxy)": lambda p: [
+            PY,
+            str(STACKS),
+            "granian",
+            "--port",
+            str(p),
+            *urls,
+        ],
         "sglang-router cache_aware": lambda p: [*sg, "--policy", "cache_aware", "--port", str(p)],
         "vllm-router round_robin": lambda p: [*vr, "--policy", "round_robin", "--port", str(p)],
         "vllm-router cache_aware": lambda p: [*vr, "--policy", "cache_aware", "--port", str(p)],
@@ -504,16 +528,17 @@ def run(args: argparse.Namespace) -> int:
     cells: list[Cell] = []
     try:
         _wait_ready(ports[0], backend)
-        for name, command in _targets(root, ports, model_dir).items():
-            if args.only and not any(o in name for o in args.only.split(",")):
-                continue
-            cells += _run_target(name, command, ports[0], args)
+        for _ in range(args.rounds):
+            for name, command in _targets(root, ports, model_dir).items():
+                if args.only and not any(o in name for o in args.only.split(",")):
+                    continue
+                cells += _run_target(name, command, ports[0], args)
     finally:
         os.killpg(backend.pid, signal.SIGTERM)
         backend.wait()
         shutil.rmtree(root, ignore_errors=True)
     Path(args.json).write_text(json.dumps([asdict(c) for c in cells], indent=1))
-    print(_table(cells))
+    print(_table(best_of_rounds(cells)))
     return 0
 
 
@@ -552,6 +577,24 @@ def _run_target(
     return cells
 
 
+def best_of_rounds(cells: list[Cell]) -> list[Cell]:
+    """Per (target, mode, concurrency), the round whose router used the least CPU per
+    request (the direct floor: the most requests/s). On a machine shared with other work,
+    rounds run at different times meet different contention; the least disturbed one is
+    the closest to what the router itself costs. Order: first appearance."""
+    best: dict[tuple[str, bool, int], Cell] = {}
+    for c in cells:
+        key = (c.target, c.stream, c.concurrency)
+        old = best.get(key)
+        if old is None:
+            best[key] = c
+        elif c.cpu_us is None or old.cpu_us is None:
+            best[key] = c if c.rps > old.rps else old
+        elif c.cpu_us < old.cpu_us:
+            best[key] = c
+    return list(best.values())
+
+
 def _table(cells: list[Cell]) -> str:
     floor = {(c.stream, c.concurrency): c for c in cells if c.target == "direct"}
     lines = [
@@ -581,6 +624,9 @@ def main() -> int:
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
     )
     r.add_argument("--only", default="", help="comma-separated name fragments")
+    r.add_argument(
+        "--rounds", type=int, default=1, help="run every target this many times; keep the best"
+    )
     r.add_argument("--json", default="/tmp/tierwise-router-overhead.json")
     b = sub.add_parser("backend")
     b.add_argument("--model-dir", required=True)

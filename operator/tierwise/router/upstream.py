@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ from tierwise.router.table import Endpoint
 
 _MODEL_KEY = re.compile(rb'"model"\s*:\s*')
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
 _COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _USAGE_OPTION = b'"stream_options":{"include_usage":true},'
@@ -247,11 +246,29 @@ class SseRelay:
     arrive (the bytes as received), holds back only an incomplete trailing event, reads the
     usage event and optionally removes it (see the module docstring)."""
 
-    __slots__ = ("_held", "_strip", "_writer", "completion", "events", "first_at", "prompt")
+    __slots__ = (
+        "_ended",
+        "_held",
+        "_strip",
+        "_writer",
+        "completion",
+        "events",
+        "first_at",
+        "prompt",
+    )
 
-    def __init__(self, writer: ResponseWriter, *, strip_usage: bool) -> None:
+    def __init__(
+        self,
+        writer: ResponseWriter,
+        *,
+        strip_usage: bool,
+        ended: Callable[[], bool] | None = None,
+    ) -> None:
         self._writer = writer
         self._strip = strip_usage
+        self._ended = ended
+        """True once the upstream's answer is complete: the last events then leave with
+        the end of the client's response in one write."""
         self._held = b""
         self.prompt: int | None = None
         self.completion: int | None = None
@@ -259,43 +276,56 @@ class SseRelay:
         self.first_at: float | None = None
 
     def __call__(self, data: bytes) -> None:
+        # Every byte here goes through a handful of C-level scans (count, find, endswith),
+        # never a per-event Python loop: one call can carry dozens of events (all those
+        # parsed from one socket read, see UpstreamConnection._deliver).
         if self.first_at is None:
             self.first_at = time.monotonic()
         self.events += data.count(b"data:")
-        if (
-            not self._held
-            and data.endswith(b"\n\n")
-            and b'"usage":{' not in data
-            and b'"usage": {' not in data
-        ):
-            self._writer.write(data)
+        if self._held:
+            data = self._held + data
+            self._held = b""
+        usage = b'"usage"' in data
+        if not usage and data.endswith(b"\n\n"):
+            self._write(data)
             return
-        buf = self._held + data if self._held else data
-        cut = -1
-        for match in _EVENT_END.finditer(buf):
-            cut = match.end()
+        cut = _last_event_end(data)
         if cut < 0:
-            self._held = buf
+            self._held = data
             return
-        complete, self._held = buf[:cut], buf[cut:]
-        if _USAGE_OBJECT.search(complete):
-            complete = self._take_usage(complete)
-        self._writer.write(complete)
+        if cut < len(data):
+            data, self._held = data[:cut], data[cut:]
+        if usage and _USAGE_OBJECT.search(data):
+            data = self._take_usage(data)
+        if data:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._ended is not None and not self._held and self._ended():
+            self._writer.write(data, last=True)
+        else:
+            self._writer.write(data)
 
     def _take_usage(self, complete: bytes) -> bytes:
+        """Read the usage events in ``complete`` (whole events); drop them when stripping."""
         kept: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(complete):
-            event = complete[start : match.end()]
-            start = match.end()
-            if _USAGE_OBJECT.search(event):
-                prompt, completion = read_usage(event)
-                self.prompt = prompt if prompt is not None else self.prompt
-                self.completion = completion if completion is not None else self.completion
-                if self._strip and (b'"choices":[]' in event or b'"choices": []' in event):
-                    self.events -= 1
-                    continue
-            kept.append(event)
+        pos = 0
+        for match in _USAGE_OBJECT.finditer(complete):
+            at = match.start()
+            if at < pos:  # a second usage object inside an event already handled
+                continue
+            start, end = _event_start(complete, at), _event_end(complete, at)
+            event = complete[start:end]
+            prompt, completion = read_usage(event)
+            self.prompt = prompt if prompt is not None else self.prompt
+            self.completion = completion if completion is not None else self.completion
+            if self._strip and (b'"choices":[]' in event or b'"choices": []' in event):
+                self.events -= 1
+                kept.append(complete[pos:start])
+                pos = end
+        if not kept:
+            return complete
+        kept.append(complete[pos:])
         return b"".join(kept)
 
     def finish(self) -> None:
@@ -308,6 +338,26 @@ class SseRelay:
     def estimated_completion(self) -> int:
         """Content events, less the final ``[DONE]``: a token estimate without usage."""
         return max(self.events - 1, 0)
+
+
+def _last_event_end(buf: bytes, before: int | None = None) -> int:
+    """Where the last complete SSE event of ``buf[:before]`` ends (after its blank line),
+    else -1. An event ends with a blank line, ``\\n\\n`` or ``\\r\\n\\r\\n`` (or a mix), so
+    its last bytes are ``\\n\\n`` or ``\\n\\r\\n``."""
+    lf, crlf = buf.rfind(b"\n\n", 0, before), buf.rfind(b"\n\r\n", 0, before)
+    return max(lf + 2 if lf >= 0 else -1, crlf + 3 if crlf >= 0 else -1)
+
+
+def _event_start(buf: bytes, at: int) -> int:
+    """Where the event holding offset ``at`` starts."""
+    return max(_last_event_end(buf, at), 0)
+
+
+def _event_end(buf: bytes, at: int) -> int:
+    """Where the event holding offset ``at`` ends (after its blank line), else the end."""
+    lf, crlf = buf.find(b"\n\n", at), buf.find(b"\n\r\n", at)
+    ends = [e for e in (lf + 2 if lf >= 0 else -1, crlf + 3 if crlf >= 0 else -1) if e >= 0]
+    return min(ends) if ends else len(buf)
 
 
 def client_headers(conn: UpstreamConnection, decision: bytes) -> bytes:
@@ -385,12 +435,13 @@ async def _whole(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter)
 
 
 async def _relay(conn: UpstreamConnection, fwd: Forward, writer: ResponseWriter) -> Outcome:
-    relay = SseRelay(writer, strip_usage=fwd.strip_usage)
-    writer.start_block(200, client_headers(conn, fwd.decision))
+    relay = SseRelay(writer, strip_usage=fwd.strip_usage, ended=lambda: conn.complete)
+    writer.start_block(200, client_headers(conn, fwd.decision), hold=True)
     writer.pause_hook = conn.pause_reading
     outcome = Outcome(200)
     try:
-        conn.set_sink(relay)
+        conn.set_sink(relay)  # events already received leave with the head, in one write
+        writer.flush()
         await conn.wait_done()
         relay.finish()
     except UpstreamError as exc:

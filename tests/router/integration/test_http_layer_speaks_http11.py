@@ -1,6 +1,7 @@
 """The router's own HTTP/1.1 server, over raw sockets: keep-alive, chunked request bodies,
 pipelined requests answered in order, ``Connection: close``, ``Expect: 100-continue``,
-and a graceful shutdown that lets an in-flight stream finish."""
+431 for too many or too large request headers, and a graceful shutdown that lets an
+in-flight stream finish."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from router_harness import policy, sim, tier
 
 from tierwise.api.routing_policy import RoutingPolicy
+from tierwise.router.http.server import ServerLimits
 from tierwise.router.server import RouterApp, Settings, create_app
 from tierwise.router.table import build_table
 from tierwise.sim.app import serve_engine
@@ -116,3 +118,34 @@ async def test_shutdown_drains_an_in_flight_stream() -> None:
         await writer.wait_closed()
     assert rest.count(b"data: ") >= 20
     assert rest.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+
+
+def _headers(count: int, size: int = 8) -> list[bytes]:
+    return [b"x-h%d: %b" % (i, b"v" * size) for i in range(count)]
+
+
+@pytest.mark.parametrize("extra", [0, 1, 50])
+async def test_too_many_headers_get_431(app: RouterApp, extra: int) -> None:
+    """The default limit: host and content-length plus the rest must stay within it."""
+    allowed = ServerLimits().max_headers - 2
+    ok = await _exchange(app, _post(BODY, *_headers(allowed - 1), close=True))
+    assert ok.startswith(b"HTTP/1.1 200 OK"), ok[:200]
+    data = await _exchange(app, _post(BODY, *_headers(allowed + extra), close=True))
+    assert data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b'"headers_too_large"' in data
+    assert b"connection: close" in data
+
+
+async def test_header_limits_are_configurable() -> None:
+    async with serve_engine(sim("small-md")) as url:
+        document = policy([tier("small", "small-md", 0.1, 0.2)])
+        table = build_table(RoutingPolicy.model_validate(document), {"small-md": [url]})
+        limits = ServerLimits(max_headers=6, max_head_bytes=1024)
+        app = create_app(table, Settings(port=0, limits=limits))
+        async with app.running():
+            fits = await _exchange(app, _post(BODY, *_headers(3, 100), close=True))
+            many = await _exchange(app, _post(BODY, *_headers(4), close=True))
+            big = await _exchange(app, _post(BODY, *_headers(2, 600), close=True))
+    assert fits.startswith(b"HTTP/1.1 200 OK")  # 3 + host, content-length, connection
+    assert many.startswith(b"HTTP/1.1 431 ")
+    assert big.startswith(b"HTTP/1.1 431 ")

@@ -82,9 +82,11 @@ STREAM = [
 class _Writer:
     def __init__(self) -> None:
         self.pieces: list[bytes] = []
+        self.last: list[bool] = []
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, last: bool = False) -> None:
         self.pieces.append(data)
+        self.last.append(last)
 
 
 def _relay(pieces: list[bytes], *, strip: bool) -> tuple[bytes, SseRelay]:
@@ -134,3 +136,63 @@ def test_relay_without_usage_estimates_completion_from_events() -> None:
 )
 def test_read_usage(body: bytes, expected: tuple[int | None, int | None]) -> None:
     assert read_usage(body) == expected
+
+
+CRLF_STREAM = [event.replace(b"\n\n", b"\r\n\r\n") for event in STREAM]
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(b"".join(CRLF_STREAM))), max_size=12))
+@pytest.mark.parametrize("strip", [False, True])
+def test_relay_is_exact_with_crlf_framed_events(strip: bool, cuts: list[int]) -> None:
+    whole = b"".join(CRLF_STREAM)
+    bounds = sorted({0, len(whole), *cuts})
+    out, relay = _relay([whole[a:b] for a, b in itertools.pairwise(bounds)], strip=strip)
+    assert out == (whole.replace(CRLF_STREAM[3], b"") if strip else whole)
+    assert (relay.prompt, relay.completion) == (12, 3)
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_relay_writes_a_whole_read_of_events_in_one_write(strip: bool) -> None:
+    """Many events parsed from one socket read leave in one client write (one syscall)."""
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=strip)  # type: ignore[arg-type]
+    relay(b"".join(STREAM))
+    assert writer.pieces == [b"".join(s for s in STREAM if not strip or s != STREAM[3])]
+    assert relay.events == len(STREAM) - strip
+
+
+def test_relay_keeps_per_chunk_usage_events_that_carry_choices() -> None:
+    """``continuous_usage_stats``: usage in every content event; none of them is dropped,
+    the last one counts."""
+    events = [
+        _event(
+            {
+                "choices": [{"delta": {"content": "a"}}],
+                "usage": {"prompt_tokens": 4, "completion_tokens": n},
+            }
+        )
+        for n in (1, 2)
+    ]
+    out, relay = _relay([b"".join(events)], strip=True)
+    assert out == b"".join(events)
+    assert (relay.prompt, relay.completion) == (4, 2)
+
+
+def test_the_last_events_end_the_response_in_the_same_write() -> None:
+    """Once the upstream's answer is complete, the final events and the end of the client's
+    response leave together; a held partial event keeps the end for ``finish``."""
+    done = [False]
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=True, ended=lambda: done[0])  # type: ignore[arg-type]
+    relay(STREAM[0])
+    done[0] = True
+    relay(b"".join(STREAM[1:]))
+    assert writer.last == [False, True]
+    assert b"".join(writer.pieces) == b"".join(s for s in STREAM if s != STREAM[3])
+
+    writer = _Writer()
+    relay = SseRelay(writer, strip_usage=False, ended=lambda: True)  # type: ignore[arg-type]
+    relay(STREAM[0] + b"data: cut")
+    relay.finish()
+    assert writer.pieces == [STREAM[0], b"data: cut"]
+    assert writer.last == [False, False]

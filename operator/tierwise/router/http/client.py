@@ -4,8 +4,8 @@ Why it exists: connecting per request costs a round trip and a socket; a general
 session costs tens of microseconds of Python per request. An :class:`UpstreamConnection`
 is an asyncio Protocol with ``httptools``' response parser: the caller writes the whole
 request as bytes, awaits the response head, then either collects the body or installs a
-*sink* that receives each body piece synchronously as it arrives (the streaming relay),
-with no task hop and no copy beyond the parser's.
+*sink* that receives the body synchronously as it arrives (the streaming relay), with no
+task hop: all the pieces parsed from one socket read go to the sink as one piece.
 
 A connection goes back to the pool only after a complete response that allows
 keep-alive; anything else (error, cancellation, client gone) closes it.
@@ -137,11 +137,10 @@ class UpstreamConnection(asyncio.Protocol):
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def set_sink(self, sink: Sink) -> None:
-        """Deliver body pieces (already received ones first) to ``sink`` as they arrive."""
+        """Deliver body pieces to ``sink`` as they arrive: what was already received now,
+        then, per read from the socket, everything parsed from it as one piece."""
         self._sink = sink
-        pending, self._chunks = self._chunks, []
-        for piece in pending:
-            sink(piece)
+        self._deliver()
 
     async def wait_done(self) -> None:
         await self._done
@@ -192,8 +191,26 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            self._deliver()
             self._fail(ConnectionDroppedError(f"malformed upstream response: {exc}"))
             self.close()
+            return
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand the sink every body piece parsed from one read, joined: an engine's events
+        that queued up in the socket arrive in one read as many chunked-encoding chunks,
+        and relaying them piece by piece cost one client write (a syscall, and the
+        loopback peer's receive work) each. Joining them costs no delay: the sink still
+        gets them in the same event-loop callback that read them."""
+        chunks = self._chunks
+        if self._sink is not None and chunks:
+            self._chunks = []
+            try:
+                self._sink(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            except Exception as exc:  # the relay broke: end this answer, not the event loop
+                self._fail(ConnectionDroppedError(f"relaying the answer failed: {exc!r}"))
+                self.close()
 
     def eof_received(self) -> bool | None:
         return None
@@ -248,10 +265,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self._sink is not None:
-            self._sink(body)
-        else:
-            self._chunks.append(body)
+        self._chunks.append(body)  # to the sink after the whole read is parsed
 
     def on_message_complete(self) -> None:
         self.complete = True

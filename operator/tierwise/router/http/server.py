@@ -12,8 +12,11 @@ HTTP/1.0 clients cannot read chunked responses: their requests are answered with
 ``Connection: close``, a whole body with Content-Length, and a streamed body as raw bytes
 ended by closing the connection.
 
-Limits: request head (URL + headers) ``max_head_bytes`` (431), body ``max_body_bytes``
-(413, checked against Content-Length before reading and while reading chunked bodies).
+Limits: request head (URL + header names and values) ``max_head_bytes`` and header count
+``max_headers`` (both 431, "Request Header Fields Too Large", RFC 6585: a flood of small
+headers costs a dict entry and a decode each, so the count is bounded as well as the size),
+body ``max_body_bytes`` (413, checked against Content-Length before reading and while
+reading chunked bodies).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _MAX_PIPELINED = 16
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
     max_body_bytes: int = 32 * 1024 * 1024
     keepalive_timeout_s: float = 75.0
 
@@ -84,7 +88,16 @@ class ResponseWriter:
     the connection). ``pause_hook`` is called with True/False when the client's socket
     buffer fills/drains, so a streaming source can pause its own reading."""
 
-    __slots__ = ("_chunked", "_conn", "_keep_alive", "finished", "pause_hook", "started", "status")
+    __slots__ = (
+        "_chunked",
+        "_conn",
+        "_head",
+        "_keep_alive",
+        "finished",
+        "pause_hook",
+        "started",
+        "status",
+    )
 
     def __init__(
         self, conn: HttpServerProtocol, *, keep_alive: bool = True, chunked: bool = True
@@ -96,6 +109,7 @@ class ResponseWriter:
         self.finished = False
         self.status = 0
         self.pause_hook: Callable[[bool], None] | None = None
+        self._head = b""
 
     @property
     def closed(self) -> bool:
@@ -125,29 +139,62 @@ class ResponseWriter:
     def start(self, status: int, headers: Iterable[Header]) -> None:
         self.start_block(status, header_block(headers))
 
-    def start_block(self, status: int, block: bytes) -> None:
-        """Start a streamed response (then :meth:`write` pieces and :meth:`end`)."""
+    def start_block(self, status: int, block: bytes, *, hold: bool = False) -> None:
+        """Start a streamed response (then :meth:`write` pieces and :meth:`end`).
+
+        ``hold``: keep the head until the next :meth:`write`, :meth:`flush` or :meth:`end`,
+        so that it leaves in one write (one syscall) with the first body bytes when those
+        are already at hand; the caller must :meth:`flush` before it awaits anything."""
         self._begin(status)
-        transport = self._conn.transport
-        if transport is None:
-            return
         if self._chunked:
-            transport.write(
-                b"%b%b%btransfer-encoding: chunked\r\n\r\n"
-                % (status_line(status), block, self._close_line())
+            head = b"%b%b%btransfer-encoding: chunked\r\n\r\n" % (
+                status_line(status),
+                block,
+                self._close_line(),
             )
         else:  # HTTP/1.0: the body runs until the connection closes
-            transport.write(b"%b%b%b\r\n" % (status_line(status), block, _CLOSE))
-
-    def write(self, data: bytes) -> None:
+            head = b"%b%b%b\r\n" % (status_line(status), block, _CLOSE)
+        if hold:
+            self._head = head
+            return
         transport = self._conn.transport
-        if data and transport is not None:
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        if transport is not None:
+            transport.write(head)
+
+    def write(self, data: bytes, *, last: bool = False) -> None:
+        """Send a piece of a streamed body; ``last``: it is the end of the response too
+        (the piece and the end leave in one write)."""
+        transport = self._conn.transport
+        if transport is None or self.finished:
+            return
+        if not data:
+            if last:
+                self.end()
+            return
+        head, self._head = self._head, b""
+        if self._chunked:
+            end = b"0\r\n\r\n" if last else b""
+            transport.write(b"%b%x\r\n%b\r\n%b" % (head, len(data), data, end))
+        else:
+            transport.write(head + data if head else data)
+        if last:
+            self.finished = True
+
+    def flush(self) -> None:
+        """Send a held head (see :meth:`start_block`) now."""
+        transport = self._conn.transport
+        if self._head and transport is not None:
+            transport.write(self._head)
+        self._head = b""
 
     def end(self) -> None:
         transport = self._conn.transport
-        if transport is not None and not self.finished and self._chunked:
-            transport.write(b"0\r\n\r\n")
+        if transport is not None and not self.finished:
+            head, self._head = self._head, b""
+            if self._chunked:
+                transport.write(head + b"0\r\n\r\n")
+            elif head:
+                transport.write(head)
         self.finished = True
 
     async def drain(self) -> None:
@@ -180,6 +227,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_len = 0
         self._head_len = 0
+        self._header_count = 0
         self._queue: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
         self._paused = False
@@ -249,6 +297,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body = []
         self._body_len = 0
         self._head_len = 0
+        self._header_count = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -256,6 +305,9 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_head(len(name) + len(value))
+        self._header_count += 1
+        if self._header_count > self._server.limits.max_headers:
+            raise _RejectError(431, "too many request header fields")
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
