@@ -214,6 +214,18 @@ def test_resources_requests_equal_limits_from_the_spec(cpu: str, memory: str) ->
     assert container["resources"] == {"requests": wanted, "limits": wanted}
 
 
+@pytest.mark.parametrize(("workers", "args"), [(1, []), (4, ["--workers", "4"])])
+def test_router_workers_come_from_the_spec(workers: int, args: list[str]) -> None:
+    rp, _ = three_tier()
+    raw = rp.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["spec"]["router"]["workers"] = workers
+    edited = RoutingPolicy.model_validate(raw)
+    objects = render_routing_policy(edited, router_config(edited, {}))
+    (container,) = by_kind(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    tail = container["args"][container["args"].index("--classifier-dir") + 2 :]
+    assert tail == args
+
+
 @pytest.mark.parametrize(("kind", "port"), [("ClusterIP", 80), ("LoadBalancer", 443)])
 def test_service_type_and_port_come_from_the_spec(kind: str, port: int) -> None:
     rp, _ = three_tier()

@@ -61,6 +61,12 @@ class RouterSpec(SpecModel):
     """Port the router listens on: the container port behind the Service in gateway mode; in
     sidecar mode the localhost port the application calls (http://localhost:PORT/v1), so
     pick one the application does not use."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Router processes per container, sharing the port (SO_REUSEPORT) with one merged
+    /metrics: set it to the CPU limit (resources.cpu) to use every core. Use it with
+    balancing.policy prefix-hash, which makes the same choice in every process;
+    prefix-aware keeps a prefix index per process, so conversations whose connections
+    reach different workers lose cache affinity."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Router image; defaults to the operator's own."""
     resources: RouterResources = Field(

@@ -153,6 +153,7 @@ def router_args(rp: RoutingPolicy, settings: RouterRenderSettings, host: str) ->
         settings.log_level,
         "--classifier-dir",
         CLASSIFIER_DIR,
+        *(["--workers", str(rp.spec.router.workers)] if rp.spec.router.workers > 1 else []),
     ]
 
 
