@@ -159,6 +159,11 @@ def _owned(paths: Any, scope: Scope) -> frozenset[Path]:
     return frozenset(p for p in paths if p[:1] not in IGNORED and p[:2] not in IGNORED and scope(p))
 
 
+def _without(entry: Entry, paths: frozenset[Path]) -> Entry:
+    """The entry without ``paths`` (the same object when it owned none of them)."""
+    return replace(entry, fields=entry.fields - paths) if entry.fields & paths else entry
+
+
 def _with_fields(entries: list[Entry], mine: Entry) -> list[Entry]:
     """Replace (or add) ``mine`` by identity; entries left without fields go."""
     out, placed = [], False
@@ -181,7 +186,7 @@ def record_update(entries: Sequence[Entry], old: Any, new: Any, write: Write) ->
         return list(entries)
     identity = (write.manager, UPDATE, write.subresource)
     taken = present | removed
-    others = [replace(e, fields=e.fields - taken) for e in entries if e.identity != identity]
+    others = [_without(e, taken) for e in entries if e.identity != identity]
     previous = next((e.fields for e in entries if e.identity == identity), frozenset())
     mine = Entry(
         manager=write.manager,
@@ -217,7 +222,7 @@ def apply(
     ]
     if conflicts and not force:
         raise ConflictError(conflicts)
-    others = [replace(e, fields=e.fields - changed) for e in others]
+    others = [_without(e, changed) for e in others]
     kept_by_others = frozenset().union(*(e.fields for e in others))
     previous = next((e.fields for e in entries if e.identity == identity), frozenset())
     still_owned = kept_by_others | applied

@@ -72,8 +72,24 @@ def clone(value: Any) -> Any:
 
 
 def _copy(obj: Mapping[str, Any]) -> Obj:
-    copied: Obj = clone(obj)
+    """A caller's copy of a stored object; its ``managedFields`` list is the stored one
+    (shared, as copying it costs more than the rest of the object: never mutate it)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        copied: Obj = clone(obj)
+        return copied
+    managed = meta["managedFields"]
+    copied = clone(_without_managed(obj))
+    copied["metadata"]["managedFields"] = managed
     return copied
+
+
+def _without_managed(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``obj`` without ``metadata.managedFields`` (shallow: the rest is shared)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return obj
+    return dict(obj, metadata={k: v for k, v in meta.items() if k != "managedFields"})
 
 
 def _label_pairs(obj: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -330,7 +346,8 @@ class ObjectStore:
         old = self._current(spec, key)
         if old is None:
             raise errors.not_found(spec.plural, name)
-        obj = self._merge_owned(spec, old, clone(new), subresource)
+        # managedFields in a body are ignored (set below), so they are not worth copying
+        obj = self._merge_owned(spec, old, clone(_without_managed(new)), subresource)
         self._record_update(spec, old, obj, manager, subresource)
         return self._commit(spec, key, old, obj, dry_run=dry_run)
 
@@ -358,10 +375,14 @@ class ObjectStore:
 
     def _set_managed(self, old: Obj, obj: Obj, entries: Entries, previous: Entries) -> None:
         meta = obj["metadata"]
+        old_stored = old["metadata"].get("managedFields")
         if entries == previous:
-            stored = old["metadata"].get("managedFields")
+            stored = old_stored
+        elif entries:  # unchanged entries keep their encoded form (encoding is the costly part)
+            encoded = {id(e): j for e, j in zip(previous, old_stored or [], strict=False)}
+            stored = [encoded.get(id(e)) or e.to_json() for e in entries]
         else:
-            stored = ownership.to_json(entries) if entries else None
+            stored = None
         if stored is None:
             meta.pop("managedFields", None)
         else:
