@@ -26,7 +26,7 @@ import kmock
 import yaml
 from kmock import Response  # type: ignore[attr-defined]  # not in __all__
 
-from tierwise.local import errors, patching, tables
+from tierwise.local import errors, openapi, patching, tables
 from tierwise.local.resources import (
     BUILTIN_RESOURCES,
     CRD_RESOURCE,
@@ -175,6 +175,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         for spec in BUILTIN_RESOURCES:
             self.register(spec)
         # Above kmock's own fallbacks, below any reaction a test declares.
+        (self.fallback**1)["get", re.compile(r"/openapi/v3(/.*)?")] << self._serve_openapi
         (self.fallback**1)[self._is_resource_request] << self._serve_resource
         self._resource_reaction = self._payloads[-1]
         self._builtin_reactions = len(self._payloads)
@@ -496,6 +497,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return obj
 
     # -- discovery ---------------------------------------------------------------------------
+    async def _serve_openapi(self, request: kmock.Request) -> Any:
+        """``/openapi/v3`` and its group/version documents for custom resources."""
+        crds = [obj for _, obj in self.store.iter_objects(CRD_RESOURCE)]
+        doc = openapi.document(crds, request.url.path)
+        if doc is None:
+            raise errors.resource_not_found()
+        return doc
+
     async def _serve_server_version(self, request: kmock.Request) -> Any:
         return SERVER_VERSION
 
