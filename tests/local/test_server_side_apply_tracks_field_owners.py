@@ -4,9 +4,14 @@ shared ownership, transferring ownership of replicas to an HPA, merge strategy).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -295,3 +300,35 @@ def test_an_identical_apply_writes_nothing(http: httpx.Client) -> None:
     again = applied(http, url, config_map({"a": "1"}), "kubectl")
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert again["metadata"]["managedFields"] == first["metadata"]["managedFields"]
+
+
+def test_kubectl_recognises_the_conflict_and_forces_it(
+    cluster: EmulatedCluster, tmp_path: Path
+) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("TIERWISE_REQUIRE_KUBECTL") == "1":
+            pytest.fail("TIERWISE_REQUIRE_KUBECTL=1 but kubectl is not installed", pytrace=False)
+        pytest.skip("kubectl is not installed (Debian: apt-get install kubernetes-client)")
+    base = [
+        kubectl,
+        "--kubeconfig",
+        str(cluster.kubeconfig_path),
+        "apply",
+        "--server-side",
+        "--validate=false",
+    ]
+    for name, value in (("mine", "1"), ("theirs", "2")):
+        (tmp_path / f"{name}.yaml").write_text(json.dumps(config_map({"key": value})))
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60)
+    assert run([*base, "-f", str(tmp_path / "mine.yaml")]).returncode == 0
+    refused = run([*base, "--field-manager=other", "-f", str(tmp_path / "theirs.yaml")])
+    assert refused.returncode == 1
+    assert 'conflict with "kubectl": .data.key' in refused.stderr
+    assert "--force-conflicts" in refused.stderr  # kubectl read it as an apply conflict
+    forced = run(
+        [*base, "--field-manager=other", "--force-conflicts", "-f", str(tmp_path / "theirs.yaml")]
+    )
+    assert forced.returncode == 0
+    with httpx.Client(base_url=cluster.url) as http:
+        assert set(owners(http.get(f"{CM}/test-cm").json())) == {"other"}
