@@ -332,3 +332,19 @@ def test_kubectl_recognises_the_conflict_and_forces_it(
     assert forced.returncode == 0
     with httpx.Client(base_url=cluster.url) as http:
         assert set(owners(http.get(f"{CM}/test-cm").json())) == {"other"}
+
+
+def test_a_create_owns_the_defaults_it_got_but_an_apply_does_not(http: httpx.Client) -> None:
+    body = deployment("created")
+    del body["spec"]["replicas"]
+    http.post(DEPLOY, json=body, params={"fieldManager": "kubectl-create"})
+    created = http.get(f"{DEPLOY}/created").json()
+    assert created["spec"]["replicas"] == 1
+    assert "f:replicas" in owners(created)["kubectl-create"]["fieldsV1"]["f:spec"]
+    scaled = apply(http, f"{DEPLOY}/created", deployment("created", replicas=3), "kubectl")
+    assert scaled.status_code == 409  # the well-known surprise of `kubectl create` + apply
+
+    body["metadata"]["name"] = "applied"
+    applied_now = applied(http, f"{DEPLOY}/applied", body, "kubectl")
+    assert applied_now["spec"]["replicas"] == 1
+    assert "f:replicas" not in owners(applied_now)["kubectl"]["fieldsV1"]["f:spec"]

@@ -275,10 +275,12 @@ class ObjectStore:
         key = self._key(spec, namespace, meta["name"])
         if self._current(spec, key) is not None:
             raise errors.already_exists(spec.plural, meta["name"])
-        entries = ownership.record_create(
-            obj, self._writer(spec, manager, None), operation=operation
-        )
+        # An apply owns what it applied; a create (an update) also owns what defaulting
+        # filled in, as on a real server (`kubectl create deployment` owns spec.replicas).
+        writer = self._writer(spec, manager, None)
+        applied = ownership.record_create(obj, writer, operation=operation)
         self._fill_new(spec, obj, namespace)
+        entries = applied if operation == ownership.APPLY else ownership.record_create(obj, writer)
         if entries:
             obj["metadata"]["managedFields"] = ownership.to_json(entries)
         if dry_run:
