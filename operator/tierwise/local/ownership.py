@@ -226,11 +226,9 @@ def apply(
     kept_by_others = frozenset().union(*(e.fields for e in others))
     previous = next((e.fields for e in entries if e.identity == identity), frozenset())
     still_owned = kept_by_others | applied
-    dropped = [
-        p
-        for p in previous - still_owned
-        if not any(q[: len(p)] == p and len(q) > len(p) for q in still_owned)
-    ]
+    released = {p for p in previous - still_owned if not _kept_under(p, still_owned)}
+    # a key field goes only with its item (an item without its key would be another item)
+    dropped = {p for p in released if not _is_key_field(p) or p[:-1] in released}
     merged = remove(merged, dropped, write.rules)
     mine = next((e for e in entries if e.identity == identity), None)
     if mine is None or mine.fields != applied or mine.api_version != write.api_version:
@@ -238,6 +236,18 @@ def apply(
             write.manager, APPLY, write.api_version, write.time, applied, write.subresource
         )
     return merged, _with_fields(others, mine)
+
+
+def _kept_under(path: Path, owned: frozenset[Path]) -> bool:
+    """Whether some owned field lies inside ``path`` (then ``path`` itself stays)."""
+    return any(len(q) > len(path) and q[: len(path)] == path for q in owned)
+
+
+def _is_key_field(path: Path) -> bool:
+    """Whether ``path`` is a key field of an associative list item (``name`` of a container)."""
+    if len(path) < 2 or not path[-2].startswith("k:") or not path[-1].startswith("f:"):
+        return False
+    return path[-1][2:] in json.loads(path[-2][2:])
 
 
 def _merge_metadata(
