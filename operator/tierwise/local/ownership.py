@@ -231,7 +231,8 @@ def apply(
     dropped = {p for p in released if not _is_key_field(p) or p[:-1] in released}
     merged = remove(merged, dropped, write.rules)
     mine = next((e for e in entries if e.identity == identity), None)
-    if mine is None or mine.fields != applied or mine.api_version != write.api_version:
+    unchanged = mine is not None and mine.fields == applied and not changed and not dropped
+    if mine is None or not unchanged or mine.api_version != write.api_version:
         mine = Entry(
             write.manager, APPLY, write.api_version, write.time, applied, write.subresource
         )
