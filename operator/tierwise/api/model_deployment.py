@@ -219,8 +219,10 @@ class ReplicasSpec(SpecModel):
     max: Annotated[int, Field(ge=1, le=1000)] = 1
     """Most replicas."""
     target: Annotated[int, Field(ge=0, le=1000)] | None = None
-    """Replica count set through the scale subresource (kubectl scale, an HPA, KEDA) or by
-    hand. Used when autoscaling is disabled or in external mode; unset means min."""
+    """Replica count the operator keeps while autoscaling is disabled (enabled: false); set
+    by hand or through this object's scale subresource (kubectl scale md/NAME). Unset means
+    min. Not used in the autoscaling modes: in external mode the HPA or KEDA scales the
+    engine Deployment (same name) itself."""
 
     model_config = validations(
         cel("self.min <= self.max", "min must not exceed max; raise max or lower min", ".min"),

@@ -12,7 +12,10 @@ Replicas ownership (``spec.replicas`` of the Deployment):
 * mode ``external`` — an HPA/KEDA owns it through the scale subresource; never set;
 * modes ``tierwise`` and ``advisory`` — the Deployment is created with ``replicas.min``,
   and the same value is applied at once under the autoscaler's field manager
-  (``tierwise-autoscaler``), so later applies by ``tierwise`` leave it alone.
+  (``tierwise-autoscaler``), so later applies by ``tierwise`` leave it alone. When
+  autoscaling is switched on for an existing Deployment, its current count is handed over
+  the same way *before* ``tierwise`` applies without the field: otherwise the API server
+  would remove the field nobody owns any more and reset it to 1.
 """
 
 from __future__ import annotations
@@ -146,7 +149,8 @@ def plan_reconcile(
         for obj in desired
         if not up_to_date(obj, observed.children.get(identity_of(obj)))
     ]
-    applies += _handoff(md, replicas, deployment, desired)
+    handoff = _handoff(md, replicas, deployment, desired)
+    applies = applies + handoff if deployment is None else handoff + applies
     deletes = unwanted(observed.children, (identity_of(o) for o in desired), owner_uid)
     status = _status(md, body, observed, replicas=replicas, now=now)
     events = change_notes(applies, deletes) + _status_notes(body, status, [])
@@ -169,8 +173,16 @@ def _handoff(
     deployment: Mapping[str, Any] | None,
     desired: Sequence[Mapping[str, Any]],
 ) -> list[Apply]:
-    """At creation under the autoscaler, give ``spec.replicas`` to its field manager."""
-    if deployment is not None or replicas is None or not md.spec.autoscaling.enabled:
+    """Give ``spec.replicas`` to the autoscaler's field manager: at creation, and on a
+    Deployment whose replicas it does not own yet (autoscaling switched on later)."""
+    scaling = md.spec.autoscaling
+    if not scaling.enabled or scaling.mode is AutoscalingMode.EXTERNAL:
+        return []
+    if deployment is not None:
+        current = (deployment.get("spec") or {}).get("replicas")
+        owned = autoscaler_owns_replicas(deployment)
+        replicas = current if owned is False and isinstance(current, int) else None
+    if replicas is None:
         return []
     return [
         Apply(
@@ -185,6 +197,19 @@ def _handoff(
         for obj in desired
         if obj.get("kind") == "Deployment"
     ]
+
+
+def autoscaler_owns_replicas(deployment: Mapping[str, Any]) -> bool | None:
+    """Whether ``tierwise-autoscaler`` owns ``spec.replicas`` by its ``managedFields``;
+    None when the object carries none (a server or cache that drops them: unknown)."""
+    entries = (deployment.get("metadata") or {}).get("managedFields")
+    if not entries:
+        return None
+    return any(
+        e.get("manager") == AUTOSCALER_FIELD_MANAGER
+        and "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})
+        for e in entries
+    )
 
 
 def change_notes(applies: Sequence[Apply], deletes: Sequence[Identity]) -> list[Note]:

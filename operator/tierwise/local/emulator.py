@@ -8,9 +8,10 @@ kmock's default (fallback) object handling with API-server semantics from
 :mod:`tierwise.local.store` and :mod:`tierwise.local.watches`: namespace from the
 URL, uid/resourceVersion/generation/creationTimestamp/generateName, JSON-patch
 ``test`` (422) and resourceVersion preconditions (409), PUT, deletecollection,
-server-side apply, ``dryRun``, selectors, status/scale subresources, finalizers,
-cascade deletion, race-free resumable watches with bookmarks, and CRDs that
-register their kinds when created. See ``docs/local-cluster.md`` for the gaps.
+server-side apply with field ownership (managedFields, conflicts), ``dryRun``,
+selectors, status/scale subresources, finalizers, cascade deletion, race-free
+resumable watches with bookmarks, and CRDs that register their kinds when created.
+See ``docs/local-cluster.md`` for the gaps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import kmock
 import yaml
 from kmock import Response  # type: ignore[attr-defined]  # not in __all__
 
-from tierwise.local import errors, patching, tables
+from tierwise.local import errors, openapi, patching, tables
 from tierwise.local.resources import (
     BUILTIN_RESOURCES,
     CRD_RESOURCE,
@@ -124,6 +125,22 @@ def _table(
     )
 
 
+def field_manager(request: kmock.Request) -> str:
+    """The request's field manager: ``fieldManager``, else its User-Agent up to the first
+    ``/`` (``kubectl/v1.33.0 ...`` → ``kubectl``), as the real server derives it."""
+    named = request.params.get("fieldManager")
+    if named:
+        return str(named)
+    for key, value in request.headers.items():
+        if key.lower() == "user-agent" and str(value).split("/")[0]:
+            return str(value).split("/")[0]
+    return "unknown"
+
+
+def _force(request: kmock.Request) -> bool:
+    return str(request.params.get("force", "")).lower() in ("true", "1")
+
+
 def _dry_run(request: kmock.Request) -> bool:
     return request.params.get("dryRun") == "All"
 
@@ -158,6 +175,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         for spec in BUILTIN_RESOURCES:
             self.register(spec)
         # Above kmock's own fallbacks, below any reaction a test declares.
+        (self.fallback**1)["get", re.compile(r"/openapi/v3(/.*)?")] << self._serve_openapi
         (self.fallback**1)[self._is_resource_request] << self._serve_resource
         self._resource_reaction = self._payloads[-1]
         self._builtin_reactions = len(self._payloads)
@@ -328,7 +346,13 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         body = _body(request)
         if not isinstance(body, Mapping):
             raise errors.bad_request("the request body must be an object")
-        obj = self.store.create(spec.resource, request.namespace, body, dry_run=_dry_run(request))
+        obj = self.store.create(
+            spec.resource,
+            request.namespace,
+            body,
+            dry_run=_dry_run(request),
+            manager=field_manager(request),
+        )
         if spec.resource == CRD_RESOURCE and not _dry_run(request):
             obj = self._established(obj)
         return Response(status=201, payload=obj)
@@ -344,7 +368,9 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 request.namespace,
                 name,
                 with_replicas(old, spec.scale, body),
+                subresource="scale",
                 dry_run=_dry_run(request),
+                manager=field_manager(request),
             )
             return scale_view(new, spec.scale)
         obj = self.store.write(
@@ -354,6 +380,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             body,
             subresource=request.subresource,
             dry_run=_dry_run(request),
+            manager=field_manager(request),
         )
         return self._after_write(spec, obj)
 
@@ -375,7 +402,9 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 request.namespace,
                 name,
                 with_replicas(old, spec.scale, view),
+                subresource="scale",
                 dry_run=dry_run,
+                manager=field_manager(request),
             )
             return scale_view(new, spec.scale)
         obj = self.store.patch(
@@ -386,6 +415,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             patch=patch,
             subresource=request.subresource,
             dry_run=dry_run,
+            manager=field_manager(request),
+            force=_force(request),
         )
         if (
             spec.resource == CRD_RESOURCE
@@ -466,6 +497,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return obj
 
     # -- discovery ---------------------------------------------------------------------------
+    async def _serve_openapi(self, request: kmock.Request) -> Any:
+        """``/openapi/v3`` and its group/version documents for custom resources."""
+        crds = [obj for _, obj in self.store.iter_objects(CRD_RESOURCE)]
+        doc = openapi.document(crds, request.url.path)
+        if doc is None:
+            raise errors.resource_not_found()
+        return doc
+
     async def _serve_server_version(self, request: kmock.Request) -> Any:
         return SERVER_VERSION
 

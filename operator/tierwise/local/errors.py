@@ -47,6 +47,11 @@ def conflict(kind: str, name: str) -> kmock.KubernetesError:
     return api_error(409, "Conflict", message, name=name, kind=kind)
 
 
+def apply_conflict(message: str, causes: list[dict[str, str]]) -> kmock.KubernetesError:
+    """409 from server-side apply: fields another manager owns (one cause per field)."""
+    return api_error(409, "Conflict", message, causes=causes)
+
+
 def invalid(kind: str, name: str | None, message: str) -> kmock.KubernetesError:
     return api_error(422, "Invalid", f'{kind} "{name}" is invalid: {message}', name=name, kind=kind)
 

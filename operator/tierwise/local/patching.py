@@ -12,10 +12,11 @@ apply changes nothing. This module gives each content type its own semantics:
   merged by that key, and ``$patch: delete`` items remove the matching entry.
   Real strategic merge reads the merge key of each field from Go struct tags;
   the ``name`` heuristic covers the fields the operator touches.
-* ``application/apply-patch+yaml`` — server-side apply as "merge the applied
-  fields": maps merge recursively, keyed lists merge by ``name``, other lists
-  are replaced. Field ownership (managedFields, conflicts between managers,
-  removal of fields a manager stopped applying) is NOT modelled.
+* ``application/apply-patch+yaml`` — here only "merge the applied fields" (maps
+  merge recursively, keyed lists merge by ``name``, other lists are replaced), used
+  for an apply to the ``scale`` subresource. An apply to an object goes through
+  :mod:`tierwise.local.ownership` instead (managedFields, conflicts, removal of
+  fields a manager stopped applying, associative lists by their real keys).
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from typing import Any
 
 import kmock
 
-from tierwise.local import errors, patching
+from tierwise.local import errors, ownership, patching
+from tierwise.local.fieldsets import ListRules, Path
 from tierwise.local.resources import NAMESPACE_RESOURCE, ResourceSpec
 from tierwise.local.watches import EventLog
 
@@ -43,7 +44,10 @@ Key = tuple[kmock.resource, str | None, str]
 ResourceKey = tuple[str, str, str]
 Address = tuple[str | None, str]  # (namespace, name)
 Predicate = Callable[[Mapping[str, Any]], bool]
+Entries = list[ownership.Entry]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SYSTEM_MANAGER = "kube-controller-manager"
+"""The field manager of writes made through the Python API (the emulated controllers)."""
 
 
 def now_rfc3339(after: float = 0) -> str:
@@ -68,8 +72,24 @@ def clone(value: Any) -> Any:
 
 
 def _copy(obj: Mapping[str, Any]) -> Obj:
-    copied: Obj = clone(obj)
+    """A caller's copy of a stored object; its ``managedFields`` list is the stored one
+    (shared, as copying it costs more than the rest of the object: never mutate it)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        copied: Obj = clone(obj)
+        return copied
+    managed = meta["managedFields"]
+    copied = clone(_without_managed(obj))
+    copied["metadata"]["managedFields"] = managed
     return copied
+
+
+def _without_managed(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``obj`` without ``metadata.managedFields`` (shallow: the rest is shared)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return obj
+    return dict(obj, metadata={k: v for k, v in meta.items() if k != "managedFields"})
 
 
 def _label_pairs(obj: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -93,6 +113,26 @@ def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
     return dict(obj, metadata=meta)
 
 
+def _scope(spec: ResourceSpec, subresource: str | None) -> ownership.Scope:
+    """The fields a write through this endpoint can own (see :class:`ownership.Write`)."""
+    if subresource == "status":
+        return lambda path: path[:1] == ("f:status",)
+    if subresource == "scale" and spec.scale is not None:
+        parts = spec.scale.spec_replicas_path.strip(".").split(".")
+        replicas: Path = tuple(f"f:{p}" for p in parts)
+        return lambda path: path[: len(replicas)] == replicas
+    if spec.status:
+        return lambda path: path[:1] != ("f:status",)
+    return lambda path: True
+
+
+def _default(spec: ResourceSpec, obj: Obj) -> None:
+    """Defaults the real server fills in on every write (a removed field comes back)."""
+    spec_part = obj.get("spec")
+    if spec.kind == "Deployment" and isinstance(spec_part, dict) and "replicas" not in spec_part:
+        obj["spec"] = dict(spec_part, replicas=1)
+
+
 class ObjectStore:
     """Create, read, update, patch and delete with API-server semantics."""
 
@@ -105,6 +145,8 @@ class ObjectStore:
         """The current (not deleted) objects per resource, by (namespace, name)."""
         self._labels: dict[ResourceKey, dict[tuple[str, str], dict[Address, None]]] = {}
         """Per resource: (label key, value) → the addresses of live objects carrying it."""
+        self._managed: dict[str, tuple[Any, Entries]] = {}
+        """Per uid: the stored ``managedFields`` list and its decoded entries (a cache)."""
         self.pod_grace: Callable[[Obj, int | None], int] | None = None
         """Set while a kubelet runs: a pod's grace period for a DELETE (with the requested
         ``gracePeriodSeconds``); a pod deleted with a grace stays, terminating, until the
@@ -214,10 +256,14 @@ class ObjectStore:
         body: Mapping[str, Any],
         *,
         dry_run: bool = False,
+        manager: str = SYSTEM_MANAGER,
+        operation: str = ownership.UPDATE,
     ) -> Obj:
+        """Create an object; ``manager`` owns its fields (``operation`` Apply: from an apply)."""
         spec = self.spec_for(resource)
         obj = _copy(body)
         meta = obj.setdefault("metadata", {})
+        meta.pop("managedFields", None)
         namespace = self._creation_namespace(spec, namespace, meta)
         if not meta.get("name") and meta.get("generateName"):
             suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
@@ -229,7 +275,14 @@ class ObjectStore:
         key = self._key(spec, namespace, meta["name"])
         if self._current(spec, key) is not None:
             raise errors.already_exists(spec.plural, meta["name"])
+        # An apply owns what it applied; a create (an update) also owns what defaulting
+        # filled in, as on a real server (`kubectl create deployment` owns spec.replicas).
+        writer = self._writer(spec, manager, None)
+        applied = ownership.record_create(obj, writer, operation=operation)
         self._fill_new(spec, obj, namespace)
+        entries = applied if operation == ownership.APPLY else ownership.record_create(obj, writer)
+        if entries:
+            obj["metadata"]["managedFields"] = ownership.to_json(entries)
         if dry_run:
             return obj
         obj["metadata"]["resourceVersion"] = str(self.log.next_version())
@@ -283,15 +336,69 @@ class ObjectStore:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = SYSTEM_MANAGER,
     ) -> Obj:
-        """Replace an object (PUT), keeping what the API server owns."""
+        """Replace an object (PUT), keeping what the API server owns.
+
+        ``subresource`` ``status`` writes only status; ``scale`` (the whole object with new
+        replicas) records ``manager`` as owning the replicas field through the subresource.
+        """
         spec = self.spec_for(resource)
         key = self._key(spec, namespace, name)
         old = self._current(spec, key)
         if old is None:
             raise errors.not_found(spec.plural, name)
-        obj = self._merge_owned(spec, old, clone(new), subresource)
+        # managedFields in a body are ignored (set below), so they are not worth copying
+        obj = self._merge_owned(spec, old, clone(_without_managed(new)), subresource)
+        self._record_update(spec, old, obj, manager, subresource)
         return self._commit(spec, key, old, obj, dry_run=dry_run)
+
+    # -- field ownership ---------------------------------------------------------------------
+    def _writer(self, spec: ResourceSpec, manager: str, subresource: str | None) -> ownership.Write:
+        return ownership.Write(
+            manager=manager,
+            api_version=spec.api_version,
+            time=now_rfc3339(),
+            rules=ListRules(spec.kind, custom=spec.custom),
+            scope=_scope(spec, subresource),
+            subresource=subresource or "",
+        )
+
+    def managed_fields(self, obj: Mapping[str, Any]) -> Entries:
+        """The decoded ``managedFields`` of a stored object."""
+        meta = obj.get("metadata") or {}
+        stored, uid = meta.get("managedFields"), str(meta.get("uid", ""))
+        cached = self._managed.get(uid)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        entries = ownership.from_json(stored or [])
+        self._managed[uid] = (stored, entries)
+        return entries
+
+    def _set_managed(self, old: Obj, obj: Obj, entries: Entries, previous: Entries) -> None:
+        meta = obj["metadata"]
+        old_stored = old["metadata"].get("managedFields")
+        if entries == previous:
+            stored = old_stored
+        elif entries:  # unchanged entries keep their encoded form (encoding is the costly part)
+            encoded = {id(e): j for e, j in zip(previous, old_stored or [], strict=False)}
+            stored = [encoded.get(id(e)) or e.to_json() for e in entries]
+        else:
+            stored = None
+        if stored is None:
+            meta.pop("managedFields", None)
+        else:
+            meta["managedFields"] = stored
+            self._managed[str(meta.get("uid", ""))] = (stored, entries)
+
+    def _record_update(
+        self, spec: ResourceSpec, old: Obj, obj: Obj, manager: str, subresource: str | None
+    ) -> None:
+        previous = self.managed_fields(old)
+        entries = ownership.record_update(
+            previous, old, obj, self._writer(spec, manager, subresource)
+        )
+        self._set_managed(old, obj, entries, previous)
 
     def _merge_owned(self, spec: ResourceSpec, old: Obj, new: Obj, subresource: str | None) -> Obj:
         requested_rv = (new.get("metadata") or {}).get("resourceVersion")
@@ -309,6 +416,7 @@ class ObjectStore:
             new.pop("status", None)
             if "status" in old:
                 new["status"] = old["status"]
+        _default(spec, new)
         # A patch may share its metadata dict with ``old``: the fields below go in a new one.
         meta = new["metadata"] = dict(new.get("metadata") or {})
         for owned in (
@@ -356,7 +464,11 @@ class ObjectStore:
         patch: Any,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str = SYSTEM_MANAGER,
+        force: bool = False,
     ) -> Obj:
+        """Patch an object; an apply (``application/apply-patch+yaml``) follows field
+        ownership (:mod:`tierwise.local.ownership`), other patches are updates by ``manager``."""
         spec = self.spec_for(resource)
         if content_type == patching.STRATEGIC_MERGE_PATCH and spec.custom:
             raise errors.unsupported_media_type(
@@ -368,9 +480,18 @@ class ObjectStore:
             if not isinstance(patch, Mapping):
                 raise errors.bad_request("an applied configuration must be an object")
             body = dict(patch, metadata=dict(patch.get("metadata") or {}, name=name))
-            return self.create(resource, namespace, body, dry_run=dry_run)
+            return self.create(
+                resource,
+                namespace,
+                body,
+                dry_run=dry_run,
+                manager=manager,
+                operation=ownership.APPLY,
+            )
         if old is None:
             raise errors.not_found(spec.plural, name)
+        if content_type == patching.APPLY_PATCH:
+            return self._apply(spec, key, old, patch, subresource, manager, force, dry_run)
         try:
             patched = patching.apply_patch(content_type, old, patch)
         except patching.PatchError as e:
@@ -378,6 +499,30 @@ class ObjectStore:
         if not isinstance(patched, dict):
             raise errors.invalid(spec.kind, name, "the patch must produce an object")
         obj = self._merge_owned(spec, old, patched, subresource)
+        self._record_update(spec, old, obj, manager, subresource)
+        return self._commit(spec, key, old, obj, dry_run=dry_run)
+
+    def _apply(
+        self,
+        spec: ResourceSpec,
+        key: Key,
+        old: Obj,
+        config: Any,
+        subresource: str | None,
+        manager: str,
+        force: bool,
+        dry_run: bool,
+    ) -> Obj:
+        if not isinstance(config, Mapping):
+            raise errors.bad_request("an applied configuration must be an object")
+        previous = self.managed_fields(old)
+        writer = self._writer(spec, manager, subresource)
+        try:
+            merged, entries = ownership.apply(previous, old, config, writer, force=force)
+        except ownership.ConflictError as e:
+            raise errors.apply_conflict(str(e), e.causes()) from e
+        obj = self._merge_owned(spec, old, merged, subresource)
+        self._set_managed(old, obj, entries, previous)
         return self._commit(spec, key, old, obj, dry_run=dry_run)
 
     # -- deleting ----------------------------------------------------------------------------
@@ -426,6 +571,7 @@ class ObjectStore:
         self.objects[key].create(obj)
         self._store(spec, key, None)
         self._uids.pop(obj["metadata"].get("uid", ""), None)
+        self._managed.pop(str(obj["metadata"].get("uid", "")), None)
         self.log.append(spec.resource, "DELETED", obj, None)
         if spec.resource == NAMESPACE_RESOURCE:
             self._delete_namespace_contents(key[2])

@@ -151,6 +151,7 @@ class PodTerminator:
                     name,
                     dict(current, status=_unready(current.get("status") or {})),
                     subresource="status",
+                    manager="kubelet",
                 )
         await self.stop(pod, times.kill_after)
         with contextlib.suppress(kmock.KubernetesError):

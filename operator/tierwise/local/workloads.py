@@ -503,5 +503,6 @@ class DeploymentController:
                     pod["metadata"]["name"],
                     dict(pod, status=status),
                     subresource="status",
+                    manager="kubelet",
                 )
         return state
