@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -66,6 +66,9 @@ from tierwise.controller.resources import DEPLOYMENT, MODEL_DEPLOYMENT, POD
 from tierwise.controller.status import autoscaling_status
 from tierwise.engines import engine_for
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
+
+if TYPE_CHECKING:
+    from tierwise.controller.cluster_view import ClusterView
 
 log = logging.getLogger(__name__)
 KIND = "Autoscaler"
@@ -117,8 +120,11 @@ class Autoscaler:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        view: ClusterView | None = None,
     ) -> None:
         self.kube = kube
+        self.view = view
+        """Where the Deployment and the pods are read; None: from the API server."""
         self.metrics = metrics
         self.settings = settings or AutoscalerSettings()
         self.clock = clock
@@ -159,7 +165,12 @@ class Autoscaler:
         now = self.monotonic()
         if now < memo.due_at:
             return None
-        deployment = await self.kube.get(DEPLOYMENT, *key)
+        if self.view is not None:
+            await self.view.synced()
+            cached = self.view.get(DEPLOYMENT, *key)
+            deployment = dict(cached) if cached is not None else None
+        else:
+            deployment = await self.kube.get(DEPLOYMENT, *key)
         if deployment is None:
             return None  # the reconcile creates it (with replicas.min); ask again next tick
         interval = parse_duration(md.spec.autoscaling.interval)
@@ -175,8 +186,12 @@ class Autoscaler:
         self, md: ModelDeployment, memo: _Memo, current: int
     ) -> tuple[Decision, Signals]:
         namespace, name = _ref(md)
-        selector = f"{MODEL_DEPLOYMENT_LABEL}={label_value(name)}"
-        pods = await self.kube.list(POD, namespace, label_selector=selector)
+        labels = {MODEL_DEPLOYMENT_LABEL: label_value(name)}
+        if self.view is not None:
+            pods = [dict(p) for p in self.view.pods(namespace, labels)]
+        else:
+            selector = f"{MODEL_DEPLOYMENT_LABEL}={label_value(name)}"
+            pods = await self.kube.list(POD, namespace, label_selector=selector)
         engine = engine_for(md.spec.engine.name)
         address = self.settings.pod_address
         targets = engine_targets(pods, address, metrics_path=engine.metrics_path)
@@ -204,7 +219,10 @@ class Autoscaler:
 
     async def _router_urls(self, namespace: str) -> list[str]:
         urls = list(self.settings.router_metrics_urls)
-        if self.settings.discover_routers:
+        if self.settings.discover_routers and self.view is not None:
+            pods = [dict(p) for p in self.view.router_pods(namespace)]
+            urls += router_metrics_urls(pods, self.settings.pod_address)
+        elif self.settings.discover_routers:
             pods = await self.kube.list(POD, namespace, label_selector=ROUTER_SELECTOR)
             urls += router_metrics_urls(pods, self.settings.pod_address)
         return sorted(set(urls))
