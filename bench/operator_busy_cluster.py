@@ -13,7 +13,8 @@ everything is Ready, and measures with the churn on:
   the new generation (a new model URI: the Deployment rolls), and the time to that
   ``Ready`` (p50/p95 over ``--changes`` changes, one after the other);
 * the operator process's CPU (share of one core) over the idle window, its resident
-  memory at the end and its peak.
+  memory at the end and its peak, and its reconciles per minute in the idle window
+  (``tierwise_operator_reconciles_total``, writing or not).
 
 Requests are counted at the emulated API server by client (the operator's aiohttp client
 and kopf's; this script's own client identifies itself). ``--before DIR`` runs the same
@@ -51,7 +52,7 @@ from tierwise.local.workloads import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from operator_scale import cpu_seconds, peak_rss_mib, wait_metrics  # noqa: E402
+from operator_scale import cpu_seconds, peak_rss_mib, scrape, wait_metrics  # noqa: E402
 
 NS, BUSY = "default", "busy"
 GROUP_PATH = f"/apis/tierwise.dev/v1alpha1/namespaces/{NS}"
@@ -279,9 +280,11 @@ def run(source: Path, args: argparse.Namespace) -> dict[str, Any]:
             _say(f"{source.name}: all Ready after {converge_s:.1f}s; idle window next")
             time.sleep(args.settle)
 
+            reconciles_start = scrape(port).get("tierwise_operator_reconciles_total", 0.0)
             idle_start, cpu_start = time.monotonic(), cpu_seconds(operator.pid)
             time.sleep(args.idle)
             idle_end, cpu_end = time.monotonic(), cpu_seconds(operator.pid)
+            reconciles = scrape(port).get("tierwise_operator_reconciles_total", 0.0)
             minutes = (idle_end - idle_start) / 60
             idle_calls = requests.between(idle_start, idle_end)
             rss = _rss_mib(operator.pid)
@@ -334,6 +337,7 @@ def run(source: Path, args: argparse.Namespace) -> dict[str, Any]:
         "idle_s": round(idle_end - idle_start, 1),
         "idle_requests_per_minute": by_verb(idle_calls, minutes),
         "idle_requests_per_minute_by_resource": by_request(idle_calls, minutes),
+        "idle_reconciles_per_minute": round((reconciles - reconciles_start) / minutes, 1),
         "spec_change_requests": per_change,
         "spec_change_reads": reads_per_change,
         "spec_change_requests_median": statistics.median(per_change) if per_change else None,
