@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from tierwise.controller.cluster_view import watch_scope
 from tierwise.controller.informer import Informer, newer_or_same
 from tierwise.controller.kube import KubeClient, load_config
 from tierwise.controller.resources import CONFIG_MAP
@@ -114,3 +115,10 @@ def test_an_older_resource_version_never_replaces_a_newer_one() -> None:
     assert not newer_or_same(at("9"), at("12"))
     assert newer_or_same(at("9"), None)
     assert newer_or_same(at("opaque"), at("12"))
+
+
+def test_namespace_patterns_are_watched_cluster_wide() -> None:
+    assert watch_scope(["models", "default"]) == ("models", "default")
+    assert watch_scope(["team-*", "models"]) == ()
+    assert watch_scope(["!kube-system"]) == ()
+    assert watch_scope([]) == ()

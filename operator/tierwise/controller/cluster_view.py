@@ -48,7 +48,7 @@ class ClusterView:
         namespaces: Iterable[str] = (),
         informer: Callable[..., Informer] = Informer,
     ) -> None:
-        scope = tuple(namespaces)
+        scope = watch_scope(namespaces)
         self.on_change: OnChange | None = None
         index = (MODEL_DEPLOYMENT_LABEL, ROUTING_POLICY_LABEL)
         self.owned: dict[str, Informer] = {
@@ -148,3 +148,13 @@ class ClusterView:
     def _changed(self, event: str, obj: Mapping[str, Any]) -> None:
         if self.on_change is not None:
             self.on_change(event, obj)
+
+
+def watch_scope(namespaces: Iterable[str]) -> tuple[str, ...]:
+    """The namespaces to watch one by one; empty (the whole cluster) when any is a pattern
+    (``team-*``, ``!kube-system``: kopf's syntax), which no API path can name. Reconciles
+    then read only their own namespace from the cluster-wide copy."""
+    names = tuple(namespaces)
+    if any(c in name for name in names for c in "*?[!"):
+        return ()
+    return names
