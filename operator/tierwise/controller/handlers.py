@@ -132,6 +132,13 @@ def child_router(
     return changed
 
 
+def autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
+    """Whether a ModelDeployment autoscales (the default): kopf runs the autoscale timer only
+    for those, instead of a no-op tick every few seconds for each of the others."""
+    autoscaling = spec.get("autoscaling") or {}
+    return bool(autoscaling.get("enabled", True))
+
+
 def _owner_name(body: Mapping[str, Any]) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == "ModelDeployment" and ref.get("controller"):
@@ -199,6 +206,7 @@ def build_registry(
             id="autoscale",
             interval=scaler.settings.tick_s,
             initial_delay=scaler.settings.tick_s,
+            when=autoscaling_enabled,
             registry=registry,
         )
         async def autoscale(body: kopf.Body, **_: Any) -> None:
