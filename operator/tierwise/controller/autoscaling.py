@@ -6,8 +6,10 @@ ModelDeployment on its own ``spec.autoscaling.interval`` and act on the answer. 
 this module, kept thin:
 
 * **Cadence.** kopf timers have one fixed interval per handler, so the timer ticks every
-  :attr:`AutoscalerSettings.tick_s` (5 s by default) for every ModelDeployment and
-  :meth:`Autoscaler.tick` skips the object until its own interval has passed. The first
+  :attr:`AutoscalerSettings.tick_s` (5 s by default) for every ModelDeployment that
+  autoscales (kopf runs none for the others) and :meth:`Autoscaler.tick` skips the object
+  until its own interval has passed. The Deployment and the pods are read from the
+  operator's in-memory view (:mod:`tierwise.controller.cluster_view`) when it has one. The first
   tick comes one period after the object is seen, so an operator (re)start resumes every
   object before it reads any metrics.
 * **Memory.** The policy's :class:`~tierwise.autoscaler.history.History` (stabilisation
