@@ -38,11 +38,7 @@ from scenario_objects import NS
 from tierwise.controller.resources import CHILD_RESOURCES, ROUTER_CHILD_RESOURCES
 
 SERVICE_ACCOUNT = f"{NAMESPACE}:tierwise-operator"
-TOLERATED = {
-    Attributes("list", "tierwise.dev", "modeldeployments", None, None):
-        "the periodic resync tries a cluster-wide list first and falls back to each "
-        "namespace on 403 (tierwise.controller.reconcile)",
-}  # fmt: skip
+TOLERATED: dict[Attributes, str] = {}
 """Requests the code makes knowing they may be refused, and what it does then."""
 
 

@@ -6,8 +6,10 @@ ModelDeployment on its own ``spec.autoscaling.interval`` and act on the answer. 
 this module, kept thin:
 
 * **Cadence.** kopf timers have one fixed interval per handler, so the timer ticks every
-  :attr:`AutoscalerSettings.tick_s` (5 s by default) for every ModelDeployment and
-  :meth:`Autoscaler.tick` skips the object until its own interval has passed. The first
+  :attr:`AutoscalerSettings.tick_s` (5 s by default) for every ModelDeployment that
+  autoscales (kopf runs none for the others) and :meth:`Autoscaler.tick` skips the object
+  until its own interval has passed. The Deployment and the pods are read from the
+  operator's in-memory view (:mod:`tierwise.controller.cluster_view`) when it has one. The first
   tick comes one period after the object is seen, so an operator (re)start resumes every
   object before it reads any metrics.
 * **Memory.** The policy's :class:`~tierwise.autoscaler.history.History` (stabilisation
@@ -39,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -66,6 +68,9 @@ from tierwise.controller.resources import DEPLOYMENT, MODEL_DEPLOYMENT, POD
 from tierwise.controller.status import autoscaling_status
 from tierwise.engines import engine_for
 from tierwise.manifests.labels import MODEL_DEPLOYMENT_LABEL, label_value
+
+if TYPE_CHECKING:
+    from tierwise.controller.cluster_view import ClusterView
 
 log = logging.getLogger(__name__)
 KIND = "Autoscaler"
@@ -117,8 +122,11 @@ class Autoscaler:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        view: ClusterView | None = None,
     ) -> None:
         self.kube = kube
+        self.view = view
+        """Where the Deployment and the pods are read; None: from the API server."""
         self.metrics = metrics
         self.settings = settings or AutoscalerSettings()
         self.clock = clock
@@ -159,7 +167,12 @@ class Autoscaler:
         now = self.monotonic()
         if now < memo.due_at:
             return None
-        deployment = await self.kube.get(DEPLOYMENT, *key)
+        if self.view is not None:
+            await self.view.synced()
+            cached = self.view.get(DEPLOYMENT, *key)
+            deployment = dict(cached) if cached is not None else None
+        else:
+            deployment = await self.kube.get(DEPLOYMENT, *key)
         if deployment is None:
             return None  # the reconcile creates it (with replicas.min); ask again next tick
         interval = parse_duration(md.spec.autoscaling.interval)
@@ -175,8 +188,12 @@ class Autoscaler:
         self, md: ModelDeployment, memo: _Memo, current: int
     ) -> tuple[Decision, Signals]:
         namespace, name = _ref(md)
-        selector = f"{MODEL_DEPLOYMENT_LABEL}={label_value(name)}"
-        pods = await self.kube.list(POD, namespace, label_selector=selector)
+        labels = {MODEL_DEPLOYMENT_LABEL: label_value(name)}
+        if self.view is not None:
+            pods = [dict(p) for p in self.view.pods(namespace, labels)]
+        else:
+            selector = f"{MODEL_DEPLOYMENT_LABEL}={label_value(name)}"
+            pods = await self.kube.list(POD, namespace, label_selector=selector)
         engine = engine_for(md.spec.engine.name)
         address = self.settings.pod_address
         targets = engine_targets(pods, address, metrics_path=engine.metrics_path)
@@ -204,7 +221,10 @@ class Autoscaler:
 
     async def _router_urls(self, namespace: str) -> list[str]:
         urls = list(self.settings.router_metrics_urls)
-        if self.settings.discover_routers:
+        if self.settings.discover_routers and self.view is not None:
+            pods = [dict(p) for p in self.view.router_pods(namespace)]
+            urls += router_metrics_urls(pods, self.settings.pod_address)
+        elif self.settings.discover_routers:
             pods = await self.kube.list(POD, namespace, label_selector=ROUTER_SELECTOR)
             urls += router_metrics_urls(pods, self.settings.pod_address)
         return sorted(set(urls))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -18,20 +18,34 @@ from tierwise.controller.kube import ApiError, KubeClient
 from tierwise.controller.plan import Plan
 from tierwise.controller.resources import MODEL_DEPLOYMENT, Resource, resource_for_kind
 
+if TYPE_CHECKING:
+    from tierwise.controller.cluster_view import ClusterView
+
 log = logging.getLogger(__name__)
 
 
 async def execute(
-    plan: Plan, kube: KubeClient, owner: Mapping[str, Any], *, kind: Resource = MODEL_DEPLOYMENT
+    plan: Plan,
+    kube: KubeClient,
+    owner: Mapping[str, Any],
+    *,
+    kind: Resource = MODEL_DEPLOYMENT,
+    view: ClusterView | None = None,
 ) -> None:
-    """Apply, delete, patch status (of ``owner``, a ``kind``) and post events as planned."""
+    """Apply, delete, patch status (of ``owner``, a ``kind``) and post events as planned;
+    what was applied or deleted goes into ``view`` at once (its watch reports it later), so
+    a reconcile right after this one does not apply it again."""
     meta = owner["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     for apply in plan.applies:
         obj = {**apply.obj, "metadata": {**apply.obj["metadata"], "namespace": namespace}}
-        await kube.apply(obj, manager=apply.manager)
+        written = await kube.apply(obj, manager=apply.manager)
+        if view is not None:
+            view.note({"apiVersion": obj["apiVersion"], "kind": obj["kind"], **written})
     for ident in plan.deletes:
         await kube.delete(resource_for_kind(ident.kind), namespace, ident.name)
+        if view is not None:
+            view.note_deleted(ident.kind, namespace, ident.name)
     if plan.status is not None:
         await kube.patch_status(kind, namespace, name, plan.status)
     for note in plan.events:

@@ -4,6 +4,11 @@ Handlers are registered on a fresh :class:`kopf.OperatorRegistry` bound to one
 :class:`~tierwise.controller.reconcile.Reconciler` (no module-level decorators, no
 global registry), so tests can run several operators in one process.
 
+kopf watches only ModelDeployments and RoutingPolicies. Children and pods reach the
+operator through :class:`~tierwise.controller.cluster_view.ClusterView`'s label-selected
+watches (kopf filters ``labels=`` in the operator, after the API server sent it every Pod
+and Deployment of the cluster); :func:`child_router` turns their changes into refreshes.
+
 kopf's bookkeeping lives under ``tierwise.dev/``: the finalizer, the progress and the
 diff-base annotations. Handlers return nothing, so kopf stores no results in status, and
 kopf's own event posting is off: the reconcile posts its own events.
@@ -12,7 +17,7 @@ kopf's own event posting is off: the reconcile posts its own events.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -98,24 +103,40 @@ def _register_policies(registry: kopf.OperatorRegistry, policies: PolicyReconcil
         if type == "DELETED" and namespace and name:  # children go by owner references
             policies.forget(namespace, name)
 
-    @on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def model_event(namespace: str | None, name: str | None, **_: Any) -> None:
-        if namespace and name:
-            policies.model_changed(namespace, name)
 
-    routers: dict[str, Any] = {POLICY_LABEL: kopf.PRESENT, "app.kubernetes.io/component": "router"}
+def child_router(
+    reconciler: Reconciler, policies: PolicyReconciler | None
+) -> Callable[[str, Mapping[str, Any]], None]:
+    """What a change of an owned object or a labelled pod wakes: the ModelDeployment that
+    owns it (its Deployment, its pods, any child deleted) or the policy it is labelled for
+    (the router Deployment, router and application pods, any router child deleted)."""
 
-    @on.event("apps", "v1", "deployments", labels=routers, registry=registry)
-    async def router_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        if namespace:
-            policies.labelled_changed(namespace, labels[POLICY_LABEL])
+    def changed(event: str, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace")
+        if not namespace:
+            return
+        kind = obj.get("kind")
+        labels: Mapping[str, str] = meta.get("labels") or {}
+        wakes = kind in ("Deployment", "Pod") or event == "DELETED"
+        model = labels.get(MODEL_DEPLOYMENT_LABEL)
+        if model is not None and wakes:
+            owner = _owner_name(obj) if kind != "Pod" else None
+            reconciler.child_changed(namespace, owner=owner, label=None if owner else model)
+        policy = labels.get(POLICY_LABEL)
+        router = labels.get("app.kubernetes.io/component") == "router"
+        wakes_policy = kind == "Pod" or (kind == "Deployment" and router) or event == "DELETED"
+        if policies is not None and policy is not None and wakes_policy:
+            policies.labelled_changed(namespace, policy)
 
-    @on.event("", "v1", "pods", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)
-    async def labelled_pod_event(
-        namespace: str | None, labels: Mapping[str, str], **_: Any
-    ) -> None:
-        if namespace:
-            policies.labelled_changed(namespace, labels[POLICY_LABEL])
+    return changed
+
+
+def autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
+    """Whether a ModelDeployment autoscales (the default): kopf runs the autoscale timer only
+    for those, instead of a no-op tick every few seconds for each of the others."""
+    autoscaling = spec.get("autoscaling") or {}
+    return bool(autoscaling.get("enabled", True))
 
 
 def _owner_name(body: Mapping[str, Any]) -> str | None:
@@ -136,9 +157,19 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A registry with every handler of the operator, bound to ``reconciler`` (and the
     autoscaling timer, bound to ``autoscaler``; RoutingPolicy handlers bound to
-    ``policies``; the admission webhooks when ``webhooks``, which needs ``policies``)."""
+    ``policies``; the admission webhooks when ``webhooks``, which needs ``policies``).
+    kopf's ModelDeployment events also arm the reconciler's watchdog."""
     registry = kopf.OperatorRegistry()
     on = kopf.on
+
+    @on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def model_event(
+        type: str, body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+    ) -> None:
+        reconciler.model_seen(type or "ADDED", plain(body))
+        if policies is not None and namespace and name:
+            policies.model_changed(namespace, name)
+
     if policies is not None:
         _register_policies(registry, policies)
         if webhooks:
@@ -175,23 +206,11 @@ def build_registry(
             id="autoscale",
             interval=scaler.settings.tick_s,
             initial_delay=scaler.settings.tick_s,
+            when=autoscaling_enabled,
             registry=registry,
         )
         async def autoscale(body: kopf.Body, **_: Any) -> None:
             await scaler.tick_safely(plain(body))
-
-    labelled = {MODEL_DEPLOYMENT_LABEL: kopf.PRESENT}
-
-    @on.event("apps", "v1", "deployments", labels=labelled, registry=registry)
-    async def deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        if namespace:
-            reconciler.child_changed(namespace, owner=_owner_name(body), label=None)
-
-    @on.event("", "v1", "pods", labels=labelled, registry=registry)
-    async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        if namespace:
-            label = labels.get(MODEL_DEPLOYMENT_LABEL)
-            reconciler.child_changed(namespace, owner=None, label=label)
 
     @on.startup(registry=registry)
     def startup(logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:

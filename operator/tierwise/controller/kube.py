@@ -18,7 +18,7 @@ import secrets
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,8 @@ from tierwise.controller.resources import EVENT, Resource, resource_of
 log = logging.getLogger(__name__)
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+"""Ask for an object's metadata only: no Secret data crosses the wire or sits in memory."""
 TOKEN_REFRESH_S = 60.0
 _EVENT_MESSAGE_LIMIT = 1024
 __all__ = ["ApiError", "KubeClient", "KubeConfig", "load_config"]
@@ -69,6 +71,7 @@ def _read_token(path: str) -> str | None:
 
 
 WriteHook = Callable[[str, str], None]
+Items = list[dict[str, Any]]
 
 
 class KubeClient:
@@ -77,6 +80,8 @@ class KubeClient:
     def __init__(self, config: KubeConfig, *, on_write: WriteHook | None = None) -> None:
         self.config = config
         self.writes: Counter[tuple[str, str]] = Counter()
+        self.reads: Counter[tuple[str, str]] = Counter()
+        """Reads by verb (get, get_metadata, list, watch) and kind, as tests count them."""
         self._on_write = on_write
         self._session: aiohttp.ClientSession | None = None
         self._token = config.token
@@ -105,6 +110,7 @@ class KubeClient:
     # -- reads -----------------------------------------------------------------------------
     async def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
+        self.reads[("get", resource.kind)] += 1
         try:
             return await self._request("GET", resource.object_path(namespace, name))
         except ApiError as error:
@@ -116,18 +122,97 @@ class KubeClient:
         self, resource: Resource, namespace: str | None, *, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         """Objects matching the selector; empty when the kind is not served (no CRD)."""
-        params = {"labelSelector": label_selector} if label_selector else None
         try:
-            body = await self._request("GET", resource.collection_path(namespace), params=params)
+            items, _ = await self.list_versioned(resource, namespace, label_selector=label_selector)
         except ApiError as error:
             if error.status == 404:
                 return []
             raise
+        return items
+
+    async def list_versioned(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        resource_version: str | None = None,
+    ) -> tuple[Items, str]:
+        """Objects matching the selector and the list's resourceVersion (where a watch
+        starts); ``resource_version="0"`` lets the server answer from its watch cache.
+        Raises :class:`ApiError` (404 when the kind is not served)."""
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if resource_version is not None:
+            params["resourceVersion"] = resource_version
+        self.reads[("list", resource.kind)] += 1
+        body = await self._request(
+            "GET", resource.collection_path(namespace), params=params or None
+        )
         items: list[dict[str, Any]] = body.get("items") or []
         for item in items:  # list items come without apiVersion/kind
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
-        return items
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return items, version
+
+    async def exists(self, resource: Resource, namespace: str, name: str) -> bool:
+        """Whether the object exists, asking for its metadata only (PartialObjectMetadata):
+        for a Secret, its data is never sent to the operator."""
+        self.reads[("get_metadata", resource.kind)] += 1
+        try:
+            await self._request(
+                "GET", resource.object_path(namespace, name), accept=METADATA_ACCEPT
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        *,
+        label_selector: str | None,
+        resource_version: str,
+        timeout_s: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The watch events (``{"type", "object"}``) after ``resource_version`` until the
+        server ends the stream (``timeout_s``); bookmarks included. Raises
+        :class:`ApiError` for a refused watch; a ``410 Gone`` arrives as an ERROR event."""
+        if self._session is None:
+            raise RuntimeError("KubeClient is not open; use it as an async context manager")
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_s),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        self.reads[("watch", resource.kind)] += 1
+        await self._fresh_credentials()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_s + 30)
+        url = self.config.server + resource.collection_path(namespace)
+        async with self._session.get(
+            url, params=params, headers=self._headers(None), timeout=timeout
+        ) as response:
+            if response.status >= 400:
+                raw = await response.read()
+                if response.status == 401:
+                    await self._fresh_credentials(rejected=True)
+                message = raw[:200].decode(errors="replace")
+                raise ApiError(response.status, response.reason or "", message)
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        event = orjson.loads(line)
+                        if isinstance(event, dict):
+                            yield event
 
     async def resource_served(self, group_version_path: str, plural: str) -> bool:
         """Whether discovery lists ``plural`` under ``/apis/GROUP/VERSION`` (a CRD installed)."""
@@ -228,8 +313,10 @@ class KubeClient:
         if self._on_write is not None:
             self._on_write(verb, kind)
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    def _headers(
+        self, content_type: str | None, accept: str = "application/json"
+    ) -> dict[str, str]:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         if self._token:
@@ -261,6 +348,7 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str | None = None,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("KubeClient is not open; use it as an async context manager")
@@ -271,7 +359,11 @@ class KubeClient:
         for attempt in (1, 2):
             url = self.config.server + path
             async with self._session.request(
-                method, url, params=params, data=data, headers=self._headers(content_type)
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=self._headers(content_type, accept),
             ) as response:
                 raw = await response.read()
                 status, reason = response.status, response.reason or ""

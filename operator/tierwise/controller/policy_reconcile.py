@@ -12,7 +12,9 @@ Observation reads the namespace: the policy's children by label, the ModelDeploy
 Secrets the policy references (existence only), and in sidecar mode the labelled pods
 (their ServiceAccounts get the router's read-only Role; uninjected ones are reported).
 Whether the Prometheus Operator's PodMonitor kind is served is asked once every few
-minutes, not per reconcile.
+minutes, not per reconcile. With a :class:`~tierwise.controller.cluster_view.ClusterView`
+all of this except the tier-quality ConfigMap is read from memory, and Secrets are checked
+by metadata only (:mod:`tierwise.controller.references`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tierwise.api.routing_policy import RouterMode, RoutingPolicy
 from tierwise.controller import errors
 from tierwise.controller.checks import essence
 from tierwise.controller.children import Identity, identity_of
+from tierwise.controller.cluster_view import ClusterView
 from tierwise.controller.execute import execute
 from tierwise.controller.kube import KubeClient
 from tierwise.controller.metrics import OperatorMetrics
@@ -41,6 +44,7 @@ from tierwise.controller.pods import is_ready
 from tierwise.controller.policy_plan import PolicyObserved, RouterRender, parse_policy, plan_policy
 from tierwise.controller.policy_status import ArtifactFacts, ModelFacts, PolicyFacts, RouterFacts
 from tierwise.controller.reconcile import describe
+from tierwise.controller.references import ReferenceChecks
 from tierwise.controller.refresh import Refresher
 from tierwise.controller.resources import (
     CONFIG_MAP,
@@ -59,7 +63,8 @@ KIND = "RoutingPolicy"
 POLICY_LABEL = "tierwise.dev/routing-policy"
 """On the policy's router objects and on the application pods that opt into the sidecar."""
 INJECTED_ANNOTATION = "tierwise.dev/router-injected"
-MANAGED = "app.kubernetes.io/managed-by=tierwise"
+MANAGED_KEY, MANAGED_VALUE = "app.kubernetes.io/managed-by", "tierwise"
+MANAGED = f"{MANAGED_KEY}={MANAGED_VALUE}"
 PODMONITOR_DISCOVERY = "/apis/monitoring.coreos.com/v1"
 PODMONITOR_RECHECK_S = 300.0
 NOT_INJECTED_SHOWN = 5
@@ -78,6 +83,9 @@ class PolicyReconciler:
     render: RouterRender
     clock: Callable[[], datetime] = _utcnow
     debounce_s: float = 0.2
+    view: ClusterView | None = None
+    """Where children, pods, ModelDeployments and policies are read; None: the API."""
+    references: ReferenceChecks | None = None
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _names: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -93,6 +101,8 @@ class PolicyReconciler:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         self._names[(key[0], label_value(key[1]))] = key[1]
+        if self.view is not None:
+            await self.view.synced()
         async with self._lock(key):
             written = self._written.get(key)
             if written is not None:
@@ -133,7 +143,9 @@ class PolicyReconciler:
         self._refresher.schedule(key)
 
     async def _refresh(self, key: tuple[str, str]) -> None:
-        body = await self.kube.get(ROUTING_POLICY, *key)
+        body = self.view.policies.get(key) if self.view is not None else None
+        if body is None:
+            body = await self.kube.get(ROUTING_POLICY, *key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
         await self.reconcile(body)
@@ -151,7 +163,7 @@ class PolicyReconciler:
                 )
             observed = await self.observe(body, rp)
             plan = plan_policy(body, observed, render=self.render, now=self.clock())
-            await execute(plan, self.kube, body, kind=ROUTING_POLICY)
+            await execute(plan, self.kube, body, kind=ROUTING_POLICY, view=self.view)
             outcome = plan.outcome.value
             if plan.writes:
                 log.info(
@@ -170,10 +182,15 @@ class PolicyReconciler:
         namespace = meta["namespace"]
         label = label_value(meta["name"])
         children: dict[Identity, Mapping[str, Any]] = {}
-        selector = f"{POLICY_LABEL}={label},{MANAGED}"
-        for resource in ROUTER_CHILD_RESOURCES:
-            for obj in await self.kube.list(resource, namespace, label_selector=selector):
+        if self.view is not None:
+            labels = {POLICY_LABEL: label, MANAGED_KEY: MANAGED_VALUE}
+            for obj in self.view.children(ROUTER_CHILD_RESOURCES, namespace, labels):
                 children[identity_of(obj)] = obj
+        else:
+            selector = f"{POLICY_LABEL}={label},{MANAGED}"
+            for resource in ROUTER_CHILD_RESOURCES:
+                for obj in await self.kube.list(resource, namespace, label_selector=selector):
+                    children[identity_of(obj)] = obj
         if rp is None:
             return PolicyObserved(children=children)
         deployments, models = await self._models(namespace, named_model_deployments(rp))
@@ -199,7 +216,12 @@ class PolicyReconciler:
         deployments: dict[str, ModelDeployment] = {}
         models: dict[str, ModelFacts] = {}
         wanted = set(names)
-        for body in await self.kube.list(MODEL_DEPLOYMENT, namespace):
+        bodies: list[Mapping[str, Any]]
+        if self.view is not None:
+            bodies = [b for (ns, _), b in self.view.models.items() if ns == namespace]
+        else:
+            bodies = list(await self.kube.list(MODEL_DEPLOYMENT, namespace))
+        for body in bodies:
             name = str(body["metadata"]["name"])
             if name not in wanted or body["metadata"].get("deletionTimestamp"):
                 continue
@@ -223,8 +245,9 @@ class PolicyReconciler:
         if rp.spec.router.auth is not None:
             names.add(rp.spec.router.auth.api_keys_secret_ref.name)
         missing = set()
+        checks = self.references or ReferenceChecks(self.kube, found_ttl_s=0)
         for name in sorted(names):
-            if await self.kube.get(SECRET, namespace, name) is None:
+            if not await checks.exists(SECRET, namespace, name):
                 missing.add(name)
         return missing
 
@@ -246,10 +269,18 @@ class PolicyReconciler:
     async def _sidecar_pods(
         self, namespace: str, label: str
     ) -> tuple[RouterFacts, tuple[str, ...], tuple[str, ...]]:
-        selector = f"{POLICY_LABEL}={label},app.kubernetes.io/component!=router"
+        if self.view is not None:
+            labelled = [
+                p
+                for p in self.view.pods(namespace, {POLICY_LABEL: label})
+                if _labels(p).get("app.kubernetes.io/component") != "router"
+            ]
+        else:
+            selector = f"{POLICY_LABEL}={label},app.kubernetes.io/component!=router"
+            labelled = list(await self.kube.list(POD, namespace, label_selector=selector))
         pods = [
             p
-            for p in await self.kube.list(POD, namespace, label_selector=selector)
+            for p in labelled
             if not (p.get("metadata") or {}).get("deletionTimestamp")
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
@@ -300,3 +331,8 @@ def _router_facts(children: Mapping[Identity, Mapping[str, Any]]) -> RouterFacts
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
     annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
     return annotations
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels

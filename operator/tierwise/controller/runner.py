@@ -20,11 +20,13 @@ import aiohttp.web
 import kopf
 
 from tierwise.controller.autoscaling import Autoscaler, AutoscalerSettings
-from tierwise.controller.handlers import build_registry, configure
+from tierwise.controller.cluster_view import ClusterView
+from tierwise.controller.handlers import build_registry, child_router, configure
 from tierwise.controller.kube import KubeClient, KubeConfig
 from tierwise.controller.metrics import OperatorMetrics
 from tierwise.controller.policy_reconcile import PolicyReconciler
 from tierwise.controller.reconcile import Reconciler
+from tierwise.controller.references import ReferenceChecks
 from tierwise.controller.router_render import ManifestRouterRender
 from tierwise.controller.webhooks import WebhookSettings, configure_admission
 from tierwise.manifests import RenderSettings, RouterRenderSettings, render_model_deployment
@@ -93,11 +95,15 @@ async def run_operator(
         KubeClient(options.kube, on_write=metrics.count_write) as kube,
         _metrics_server(options),
     ):
+        view = ClusterView(kube, namespaces=options.namespaces)
+        references = ReferenceChecks(kube)
         reconciler = Reconciler(
             kube=kube,
             metrics=metrics,
             render=functools.partial(render_model_deployment, settings=options.render),
             debounce_s=options.debounce_s,
+            view=view,
+            references=references,
         )
         policies = (
             PolicyReconciler(
@@ -105,12 +111,16 @@ async def run_operator(
                 metrics=metrics,
                 render=ManifestRouterRender(options.router),
                 debounce_s=options.debounce_s,
+                view=view,
+                references=references,
             )
             if options.router is not None
             else None
         )
         scaling = options.autoscaler
-        autoscaler = Autoscaler(kube, metrics, scaling) if scaling is not None else None
+        autoscaler = (
+            Autoscaler(kube, metrics, scaling, view=view) if scaling is not None else None
+        )
         if on_reconciler is not None:
             on_reconciler(reconciler)
         settings = kopf.OperatorSettings()
@@ -124,6 +134,8 @@ async def run_operator(
             policies=policies,
             webhooks=options.webhook is not None,
         )
+        view.on_change = child_router(reconciler, policies)
+        view.start()
         try:
             await kopf.operator(
                 registry=registry,
@@ -138,6 +150,7 @@ async def run_operator(
                 ready_flag=ready_flag,
             )
         finally:
+            await view.close()
             await reconciler.close()
             if policies is not None:
                 await policies.close()

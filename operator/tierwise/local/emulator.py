@@ -104,6 +104,16 @@ def _table_version(request: kmock.Request) -> str | None:
     return None
 
 
+def _wants_metadata(request: kmock.Request) -> bool:
+    """Whether the client asks for PartialObjectMetadata (metadata only, as the API server
+    answers ``Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1``)."""
+    for key, value in request.headers.items():
+        if key.lower() == "accept":
+            first = str(value).split(",")[0]
+            return "as=PartialObjectMetadata" in first.replace(" ", "")
+    return False
+
+
 def _table(
     spec: ResourceSpec,
     request: kmock.Request,
@@ -288,6 +298,12 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         obj = self.store.get(spec.resource, request.namespace, name, shared=True)
         if request.subresource == "scale" and spec.scale is not None:
             return scale_view(obj, spec.scale)
+        if request.subresource is None and _wants_metadata(request):
+            return {
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadata",
+                "metadata": obj["metadata"],
+            }
         if request.subresource is None and (table := _table_version(request)) is not None:
             return _table(spec, request, [obj], table, obj["metadata"].get("resourceVersion"))
         return obj  # the stored dict, only serialised
