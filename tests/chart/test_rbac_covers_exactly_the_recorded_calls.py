@@ -35,7 +35,12 @@ from rbac_model import (
     wildcards,
 )
 from scenario_objects import NS
-from tierwise.controller.resources import CHILD_RESOURCES, ROUTER_CHILD_RESOURCES
+from tierwise.controller.resources import (
+    CHILD_RESOURCES,
+    MODEL_DEPLOYMENT,
+    ROUTER_CHILD_RESOURCES,
+    ROUTING_POLICY,
+)
 
 SERVICE_ACCOUNT = f"{NAMESPACE}:tierwise-operator"
 TOLERATED: dict[Attributes, str] = {}
@@ -76,6 +81,12 @@ def _needed(recording: Recording) -> list[Attributes]:
     for resource in {*CHILD_RESOURCES, *ROUTER_CHILD_RESOURCES}:
         for verb in ("list", "patch", "delete"):
             needed.append(Attributes(verb, resource.group, resource.plural, namespace, None))
+    # A refresh (the watchdog's, or a policy's after a model changed) GETs an object the
+    # in-memory view has not seen yet; whether a run hits that window is timing.
+    watched = {a.namespace for a in needed if a.resource == MODEL_DEPLOYMENT.plural}
+    for namespace in watched:
+        for kind in (MODEL_DEPLOYMENT, ROUTING_POLICY):
+            needed.append(Attributes("get", kind.group, kind.plural, namespace, None))
     for role in _router_roles(recording):
         for rule in role.get("rules") or []:
             needed += rule_attributes(rule, role["metadata"]["namespace"])
