@@ -122,3 +122,40 @@ def test_namespace_patterns_are_watched_cluster_wide() -> None:
     assert watch_scope(["team-*", "models"]) == ()
     assert watch_scope(["!kube-system"]) == ()
     assert watch_scope([]) == ()
+
+
+async def test_managed_fields_are_held_only_where_asked(cluster: EmulatedCluster) -> None:
+    """Ownership records are dropped from held copies unless a reader needs them; a
+    re-listing of an unchanged object is then still no change."""
+    seen: list[tuple[str, str]] = []
+    async with httpx.AsyncClient(base_url=cluster.url) as http:
+        await http.post(PATH, json=_map("owned", True))
+        async with KubeClient(load_config(str(cluster.kubeconfig_path))) as kube:
+            trimmed, full = (
+                Informer(
+                    kube,
+                    CONFIG_MAP,
+                    selector=LABEL,
+                    namespaces=("models",),
+                    on_change=lambda event, obj: seen.append((event, obj["metadata"]["name"])),
+                    keep_managed_fields=keep,
+                )
+                for keep in (False, True)
+            )
+            for informer in (trimmed, full):
+                informer.start()
+                await asyncio.wait_for(informer.synced(), 5)
+            held_full = full.get("models", "owned")
+            held_trimmed = trimmed.get("models", "owned")
+            assert held_full is not None
+            assert held_trimmed is not None
+            assert held_full["metadata"]["managedFields"], "the emulator records the create"
+            assert "managedFields" not in held_trimmed["metadata"]
+            assert {k: v for k, v in held_full["metadata"].items() if k != "managedFields"} == (
+                held_trimmed["metadata"]
+            )
+            listed = await kube.list(CONFIG_MAP, "models", label_selector=LABEL)
+            trimmed._replace("models", listed, initial=False)
+            assert seen == []
+            for informer in (trimmed, full):
+                await informer.close()

@@ -23,6 +23,7 @@ from tierwise.controller.informer import Informer, Key, OnChange
 from tierwise.controller.kube import KubeClient
 from tierwise.controller.resources import (
     CHILD_RESOURCES,
+    DEPLOYMENT,
     MODEL_DEPLOYMENT,
     POD,
     ROUTER_CHILD_RESOURCES,
@@ -59,6 +60,7 @@ class ClusterView:
                 namespaces=scope,
                 index=index,
                 on_change=self._changed,
+                keep_managed_fields=r.kind == DEPLOYMENT.kind,
             )
             for r in OWNED
         }
@@ -69,6 +71,7 @@ class ClusterView:
             namespaces=scope,
             index=(MODEL_DEPLOYMENT_LABEL,),
             on_change=self._changed,
+            keep_managed_fields=False,
         )
         self.policy_pods = informer(
             kube,
@@ -77,9 +80,14 @@ class ClusterView:
             namespaces=scope,
             index=(ROUTING_POLICY_LABEL,),
             on_change=self._changed,
+            keep_managed_fields=False,
         )
-        self.model_informer = informer(kube, MODEL_DEPLOYMENT, selector="", namespaces=scope)
-        self.policy_informer = informer(kube, ROUTING_POLICY, selector="", namespaces=scope)
+        self.model_informer = informer(
+            kube, MODEL_DEPLOYMENT, selector="", namespaces=scope, keep_managed_fields=False
+        )
+        self.policy_informer = informer(
+            kube, ROUTING_POLICY, selector="", namespaces=scope, keep_managed_fields=False
+        )
 
     @property
     def models(self) -> Mapping[Key, Mapping[str, Any]]:

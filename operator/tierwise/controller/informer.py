@@ -67,6 +67,7 @@ class Informer:
         on_change: OnChange | None = None,
         absent_recheck_s: float = ABSENT_RECHECK_S,
         watch_timeout_s: int = WATCH_TIMEOUT_S,
+        keep_managed_fields: bool = True,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -76,6 +77,9 @@ class Informer:
         self.on_change = on_change
         self.absent_recheck_s = absent_recheck_s
         self.watch_timeout_s = watch_timeout_s
+        self.keep_managed_fields = keep_managed_fields
+        """``metadata.managedFields`` is often the larger half of an object; held only
+        where a reader needs it (who owns a Deployment's ``spec.replicas``)."""
         self.objects: dict[Key, Mapping[str, Any]] = {}
         self._by_label: dict[tuple[str, str, str], set[str]] = {}
         """(namespace, label key, label value) → names, for each key in ``index``."""
@@ -209,10 +213,18 @@ class Informer:
                 self._drop(key, notify=not initial)
         for obj in items:
             held = self.objects.get(_key(obj))
-            if held is None or held.get("metadata") != obj.get("metadata"):
+            if held is None or held.get("metadata") != self._trim(obj).get("metadata"):
                 self._put(obj, "MODIFIED" if held else "ADDED", notify=not initial)
 
+    def _trim(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = obj.get("metadata")
+        if self.keep_managed_fields or not metadata or "managedFields" not in metadata:
+            return obj
+        kept = {k: v for k, v in metadata.items() if k != "managedFields"}
+        return {**obj, "metadata": kept}
+
     def _put(self, obj: Mapping[str, Any], kind: str = "", *, notify: bool = True) -> None:
+        obj = self._trim(obj)
         key = _key(obj)
         held = self.objects.get(key)
         if held is not None:
