@@ -60,6 +60,8 @@ def test_held_requests_and_endpoints_are_read_and_replicas_add_up() -> None:
     one, two = Collector(namespace="demo"), Collector(namespace="demo")
     one.pending_by_model["mid-llm"] = 2
     two.pending_by_model["mid-llm"] = 1
+    one.held_by_model["mid-llm"] = 4
+    two.held_by_model["mid-llm"] = 1
     one.endpoints = {"small-llm": 3, "mid-llm": 0}
     two.endpoints = {"small-llm": 2, "mid-llm": 0}
     one.add_usage("small", 10, 5, cost=1.0, baseline=4.0)
@@ -68,6 +70,7 @@ def test_held_requests_and_endpoints_are_read_and_replicas_add_up() -> None:
     assert readings[0].pending == {"mid-llm": 2}
     total = merge(readings)
     assert total.pending == {"mid-llm": 3}
+    assert total.held_total == {"mid-llm": 5}
     assert total.endpoints == {"small-llm": 3, "mid-llm": 0}
     assert total.cost_by_tier == {"small": pytest.approx(1.5)}
     assert (total.cost, total.baseline) == (pytest.approx(1.5), pytest.approx(6.0))

@@ -36,6 +36,8 @@ class RouterMetrics:
     """Requests held per ModelDeployment (the scale-from-zero demand)."""
     endpoints: dict[str, float] = field(default_factory=dict)
     """Ready replicas per backend in the router's table in use."""
+    held_total: dict[str, float] = field(default_factory=dict)
+    """Requests ever held per ModelDeployment (a counter: no hold is missed between polls)."""
 
     @property
     def cost(self) -> float:
@@ -52,6 +54,7 @@ _AFFINITY = PREFIX + "prefix_affinity_total"
 _FALLBACKS = PREFIX + "fallbacks_total"
 _REQUESTS = PREFIX + "requests_total"
 _ENDPOINTS = PREFIX + "endpoints"
+_HELD_TOTAL = PREFIX + "held_requests_total"
 _ROUTER_NAMES = (
     _COST,
     _BASELINE,
@@ -60,6 +63,7 @@ _ROUTER_NAMES = (
     _REQUESTS,
     demand.PENDING_REQUESTS,
     _ENDPOINTS,
+    _HELD_TOTAL,
 )
 
 
@@ -85,6 +89,7 @@ def parse_router_metrics(text: str) -> RouterMetrics:
         total(_REQUESTS),
         by(demand.PENDING_REQUESTS, demand.MODEL_DEPLOYMENT_LABEL),
         by(_ENDPOINTS, "backend"),
+        by(_HELD_TOTAL, demand.MODEL_DEPLOYMENT_LABEL),
     )
 
 
@@ -99,6 +104,7 @@ def merge(readings: Sequence[RouterMetrics]) -> RouterMetrics:
             (out.affinity, reading.affinity),
             (out.fallbacks, reading.fallbacks),
             (out.pending, reading.pending),
+            (out.held_total, reading.held_total),
         ):
             for key, value in add.items():
                 _add(into, key, value)

@@ -52,6 +52,7 @@ class Session:
         """ModelDeployments that may reach zero; the first is the one the demo wakes."""
         self._t0 = time.monotonic()
         self._zero_at_wake = False
+        self._held_before_wake = 0.0
         self.observer = Observer(
             api_url=run.cluster.url,
             namespace=run.namespace,
@@ -134,13 +135,23 @@ class Session:
         latest = self.observer.latest
         state = latest.deployments.get(self.targets[0]) if latest and self.targets else None
         self._zero_at_wake = state is not None and state.desired == 0
+        self._held_before_wake = self._held_total(latest)
+
+    def _held_total(self, snapshot: Snapshot | None) -> float:
+        if snapshot is None or not self.targets:
+            return 0.0
+        return snapshot.router.held_total.get(self.targets[0], 0.0)
 
     def _wake_view(self) -> WakeView | None:
         rid = self.player.wake_request
         outcome = next((o for o in self.player.outcomes if o.request_id == rid), None)
         if outcome is None or not self.targets:
             return None
-        held = any(
+        # The router's held-requests counter moved past its reading from before the wake
+        # request was sent: that request, the first for the tier at zero, was held (a poll
+        # of the pending gauge misses a hold shorter than the poll interval).
+        counted = self._held_total(self.observer.latest) - self._held_before_wake >= 1
+        held = counted or any(
             name == self.targets[0] and value >= 1 and outcome.sent_s <= t <= outcome.done_s + 0.5
             for t, name, value in self.observer.holds
         )

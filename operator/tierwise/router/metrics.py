@@ -22,7 +22,10 @@ ready replicas of a ModelDeployment, 1 for an external API), ``table_reloads_tot
 ``in_flight{tier}``,
 ``auth_failures_total{reason}`` (requests refused for a missing or unaccepted client key),
 ``pending_requests{namespace,model_deployment}`` (requests held for a tier with no
-replicas: the scale-from-zero demand signal the operator scrapes) and
+replicas: the scale-from-zero demand signal the operator scrapes),
+``held_requests_total{namespace,model_deployment}`` (requests that were held, counted when
+the hold starts: how many callers waited for a cold start, which a scrape of the gauge can
+miss when the wait is shorter than the scrape interval) and
 ``last_request_timestamp_seconds{namespace,model_deployment}`` (``namespace`` is the
 router's own, where its ModelDeployments live; names from
 :mod:`tierwise.autoscaler.demand`; see docs/scale-from-zero.md).
@@ -112,6 +115,8 @@ class RouterMetrics(Collector):
         self.pending = 0
         self.pending_by_model: dict[str, int] = {}
         """Held requests per ModelDeployment (the demand signal)."""
+        self.held_by_model: dict[str, int] = {}
+        """Requests ever held per ModelDeployment."""
         self.last_request_at: dict[str, float] = {}
         """Unix time of the last request per backend (ModelDeployment or external:...)."""
         self.table_version = ""
@@ -242,7 +247,7 @@ class RouterMetrics(Collector):
                 family.add_metric([tier], hist.cumulative(), hist.total)
             yield family
 
-    def _gauges(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+    def _gauges(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily | CounterMetricFamily]:
         in_flight = GaugeMetricFamily(
             PREFIX + "in_flight", "Requests being answered.", labels=["tier"]
         )
@@ -260,7 +265,7 @@ class RouterMetrics(Collector):
         info.add_metric([], {"version": self.table_version, "policy_version": self.policy_version})
         yield info
 
-    def _demand(self) -> Iterator[GaugeMetricFamily]:
+    def _demand(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """The scale-from-zero demand signal, per ModelDeployment (never external APIs)."""
         label = [demand.NAMESPACE_LABEL, demand.MODEL_DEPLOYMENT_LABEL]
         ns = self.namespace
@@ -270,6 +275,14 @@ class RouterMetrics(Collector):
         for model, n in self.pending_by_model.items():
             pending.add_metric([ns, model], n)
         yield pending
+        held = CounterMetricFamily(
+            PREFIX + "held_requests",
+            "Requests held for a tier with no replicas, counted when the hold starts.",
+            labels=label,
+        )
+        for model, n in self.held_by_model.items():
+            held.add_metric([ns, model], n)
+        yield held
         last = GaugeMetricFamily(
             demand.LAST_REQUEST_TIMESTAMP, "Unix time of the last request.", labels=label
         )

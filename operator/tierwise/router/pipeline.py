@@ -356,6 +356,8 @@ class Proxy:
         now = time.time()
         for name in deployments:
             metrics.pending_by_model[name] = metrics.pending_by_model.get(name, 0) + step
+            if step > 0:
+                metrics.held_by_model[name] = metrics.held_by_model.get(name, 0) + 1
             metrics.last_request_at[name] = now
 
     async def _attempt(self, job: _Job, snap: Snapshot, tier: TierEntry, choice: Choice) -> bool:

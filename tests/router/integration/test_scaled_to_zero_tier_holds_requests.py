@@ -51,6 +51,8 @@ async def test_held_request_is_served_when_replicas_appear(
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert {r.headers["x-tierwise-tier"] for r in responses} == {"small"}
     assert router.metric("tierwise_router_pending_requests") == 0
+    # the counter keeps what the gauge forgets once the holds end
+    assert router.metric("tierwise_router_held_requests_total", model_deployment="small-md") == 3
 
 
 @pytest.mark.parametrize(
