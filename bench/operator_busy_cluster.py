@@ -52,7 +52,13 @@ from tierwise.local.workloads import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from operator_scale import cpu_seconds, peak_rss_mib, scrape, wait_metrics  # noqa: E402
+from operator_scale import (  # noqa: E402
+    cpu_seconds,
+    peak_rss_mib,
+    scrape,
+    stop_operator,
+    wait_metrics,
+)
 
 NS, BUSY = "default", "busy"
 GROUP_PATH = f"/apis/tierwise.dev/v1alpha1/namespaces/{NS}"
@@ -315,12 +321,7 @@ def run(source: Path, args: argparse.Namespace) -> dict[str, Any]:
         finally:
             cluster.loop.call_soon_threadsafe(stop.set)
             churn_events = churn.result(30)
-            operator.terminate()
-            try:
-                operator.wait(15)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            stop_operator(operator)
             cluster.server.fault = None
         if args.log:
             log.seek(0)

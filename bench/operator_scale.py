@@ -54,6 +54,16 @@ NS = "default"
 MD_PATH = f"/apis/tierwise.dev/v1alpha1/namespaces/{NS}/modeldeployments"
 
 
+
+def stop_operator(operator: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s: kopf finishes its handlers on SIGTERM."""
+    operator.terminate()
+    try:
+        operator.wait(15)
+    except subprocess.TimeoutExpired:
+        operator.kill()
+        operator.wait()
+
 def model_deployment(index: int) -> dict[str, Any]:
     return {
         "apiVersion": "tierwise.dev/v1alpha1",
@@ -233,12 +243,7 @@ def run(count: int, timeout: float, *, faults: float = 0.0, stuck: bool = False,
             after = scrape(port)
             peak = peak_rss_mib(operator.pid)
         finally:
-            operator.terminate()
-            try:
-                operator.wait(15)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            stop_operator(operator)
         if keep_log is not None:
             log.seek(0)
             keep_log.write_bytes(log.read())

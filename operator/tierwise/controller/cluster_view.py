@@ -64,24 +64,20 @@ class ClusterView:
             )
             for r in OWNED
         }
-        self.engine_pods = informer(
-            kube,
-            POD,
-            selector=MODEL_DEPLOYMENT_LABEL,
-            namespaces=scope,
-            index=(MODEL_DEPLOYMENT_LABEL,),
-            on_change=self._changed,
-            keep_managed_fields=False,
-        )
-        self.policy_pods = informer(
-            kube,
-            POD,
-            selector=ROUTING_POLICY_LABEL,
-            namespaces=scope,
-            index=(ROUTING_POLICY_LABEL,),
-            on_change=self._changed,
-            keep_managed_fields=False,
-        )
+
+        def pods(label: str) -> Informer:
+            return informer(
+                kube,
+                POD,
+                selector=label,
+                namespaces=scope,
+                index=(label,),
+                on_change=self._changed,
+                keep_managed_fields=False,
+            )
+
+        self.engine_pods = pods(MODEL_DEPLOYMENT_LABEL)
+        self.policy_pods = pods(ROUTING_POLICY_LABEL)
         self.model_informer = informer(
             kube, MODEL_DEPLOYMENT, selector="", namespaces=scope, keep_managed_fields=False
         )
